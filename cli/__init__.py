@@ -1,0 +1,1 @@
+"""kit's command-line interface."""

@@ -1,0 +1,1 @@
+"""kit's grading engine: suites, the sandboxed child runner, comparisons, reports."""

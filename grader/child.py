@@ -1,0 +1,467 @@
+"""The student side of a check: runs untrusted student code on what the grader sends.
+
+This file is the only part of kit that runs next to student code. It is started as a
+script inside the sandbox (so it imports nothing from kit) and speaks a tiny protocol
+on two pipes: the grader sends a batch of operations (get an attribute, call, index,
+set an attribute) on handles, the child runs them and answers with plain data only.
+Whatever the student's code does here, the grader only ever reads tensors and numbers
+back, with ``torch.load(weights_only=True)``, and compares them in its own process.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import io
+import os
+import select
+import struct
+import sys
+import time
+import traceback
+
+import torch
+from torch.overrides import TorchFunctionMode
+from torch.utils._python_dispatch import TorchDispatchMode
+
+HEADER = struct.Struct("<Q")
+MAX_MESSAGE = 64 << 20  # a reply larger than this is not data a check asked for
+MAX_OUTPUT = 20_000  # characters of student output kept per batch
+STUDENT, HELPERS = 0, 1  # the two root handles
+
+
+# --- framing (also used by the grader) -------------------------------------------------------
+
+class ChannelClosed(Exception):
+    """The other side closed its pipe."""
+
+
+def encode(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    data = buf.getvalue()
+    return HEADER.pack(len(data)) + data
+
+
+def decode(data: bytes):
+    return torch.load(io.BytesIO(data), weights_only=True, map_location=None)
+
+
+def read_exact(fd: int, n: int, deadline: float | None = None) -> bytes:
+    """Read n bytes from fd; with a deadline, raise TimeoutError when it passes."""
+    chunks, left = [], n
+    while left:
+        if deadline is not None:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([fd], [], [], wait)[0]:
+                raise TimeoutError
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise ChannelClosed
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_message(fd: int, deadline: float | None = None):
+    (size,) = HEADER.unpack(read_exact(fd, HEADER.size, deadline))
+    if size > MAX_MESSAGE:
+        raise ValueError(f"message of {size} bytes is over the {MAX_MESSAGE} byte limit")
+    return decode(read_exact(fd, size, deadline))
+
+
+def write_message(fd: int, obj) -> None:
+    data = encode(obj)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+# --- forbidden APIs ----------------------------------------------------------------------------
+
+class ForbiddenCall(BaseException):
+    """Raised when student code calls an API the assignment forbids (BaseException: hard to swallow)."""
+
+
+class Guard:
+    """Trips on forbidden torch APIs while student code runs, however they were reached."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.enabled: set[str] = set()  # what the current component may not use
+        self.hits: list[str] = []
+        self.functions: dict[object, str] = {}
+        self.aten: dict[object, str] = {}
+        self.classes: dict[type, str] = {}
+        self.patched: set[str] = set()
+
+    def forbid(self, names: list[str]) -> None:
+        for name in names:
+            if name in self.patched:
+                continue
+            self.patched.add(name)
+            if name.startswith("aten."):
+                self.aten[getattr(torch.ops.aten, name[5:])] = name
+                continue
+            obj = resolve(name)
+            if obj is None:
+                continue
+            if isinstance(obj, type):
+                self.classes[obj] = name
+                self._tripwire_init(obj, name)
+            elif isinstance(obj, type(torch)):  # a whole module: every function in it
+                for attr, value in list(vars(obj).items()):
+                    if callable(value) and not attr.startswith("__"):
+                        self._tripwire_attr(obj, attr, value, f"{name}.{attr}")
+            else:
+                self.functions[obj] = name
+                if type(obj).__name__ == "function" and not hasattr(obj, "_kit_tripwire"):
+                    # plain Python functions never reach TorchFunctionMode unless they opt in
+                    module = sys.modules.get(getattr(obj, "__module__", ""), None)
+                    if module is not None and getattr(module, obj.__name__, None) is obj:
+                        self._tripwire_attr(module, obj.__name__, obj, name)
+
+    def hit(self, name: str) -> None:
+        if name in self.enabled or name.rsplit(".", 1)[0] in self.enabled:
+            self.hits.append(name)
+            raise ForbiddenCall(f"{name} is not allowed here: write the computation yourself")
+
+    def _tripwire_attr(self, owner, attr: str, fn, name: str) -> None:
+        guard = self
+
+        def tripwire(*args, **kwargs):
+            if guard.active:
+                guard.hit(name)
+            return fn(*args, **kwargs)
+
+        tripwire._kit_tripwire = True
+        self.functions[tripwire] = name
+        setattr(owner, attr, tripwire)
+
+    def _tripwire_init(self, cls: type, name: str) -> None:
+        guard, original = self, cls.__init__
+
+        def __init__(obj, *args, **kwargs):
+            if guard.active:
+                guard.hit(name)
+            original(obj, *args, **kwargs)
+
+        cls.__init__ = __init__
+
+    def scan(self, obj) -> None:
+        """Flag instances of forbidden classes: the object itself and, for modules, its children."""
+        if not self.classes:
+            return
+        found = obj.modules() if isinstance(obj, torch.nn.Module) else (obj,)
+        for item in found:
+            for cls, name in self.classes.items():
+                if isinstance(item, cls) and name in self.enabled and name not in self.hits:
+                    self.hits.append(name)
+
+
+def resolve(dotted: str):
+    """torch.nn.functional.linear -> the object, or None when this torch has no such thing."""
+    parts = dotted.split(".")
+    obj = sys.modules.get(parts[0]) or importlib.import_module(parts[0])
+    for part in parts[1:]:
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            try:
+                obj = importlib.import_module(f"{obj.__name__}.{part}")
+            except (ImportError, AttributeError):
+                return None
+    return obj
+
+
+class FunctionGuard(TorchFunctionMode):
+    def __init__(self, guard: Guard) -> None:
+        super().__init__()
+        self.guard = guard
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = self.guard.functions.get(func)
+        if name is not None:
+            self.guard.hit(name)
+        return func(*args, **(kwargs or {}))
+
+
+class DispatchGuard(TorchDispatchMode):
+    def __init__(self, guard: Guard) -> None:
+        super().__init__()
+        self.guard = guard
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = self.guard.aten.get(func.overloadpacket)
+        if name is not None:
+            self.guard.hit(name)
+        return func(*args, **(kwargs or {}))
+
+
+# --- trusted helpers, reachable from checks as `child.<name>` ---------------------------------
+
+class Helpers:
+    """What a check may use inside the child besides the student's module."""
+
+    torch = torch
+
+    def __init__(self, suite_helpers: dict) -> None:
+        self.suite = argparse.Namespace(**suite_helpers)
+
+    @staticmethod
+    def leaf(t: torch.Tensor) -> torch.Tensor:
+        return t.detach().clone().requires_grad_(True)
+
+    @staticmethod
+    def param(t: torch.Tensor) -> torch.nn.Parameter:
+        return torch.nn.Parameter(t.detach().clone())
+
+    @staticmethod
+    def list(x) -> list:
+        return list(x)
+
+    @staticmethod
+    def len(x) -> int:
+        return len(x)
+
+    @staticmethod
+    def isinstance(x, dotted: str) -> bool:
+        cls = resolve(dotted)
+        return cls is not None and isinstance(x, cls)
+
+    @staticmethod
+    def typename(x) -> str:
+        return type(x).__qualname__
+
+    @staticmethod
+    def named_parameters(m) -> dict:
+        return dict(m.named_parameters())
+
+    @staticmethod
+    def named_buffers(m) -> dict:
+        return dict(m.named_buffers())
+
+    @staticmethod
+    def grads(m) -> dict:
+        return {name: p.grad for name, p in m.named_parameters()}
+
+    @staticmethod
+    def autocast(fn, *args, device_type: str = "cuda", dtype=torch.float16):
+        with torch.autocast(device_type=device_type, dtype=dtype):
+            return fn(*args)
+
+
+# --- running a batch ---------------------------------------------------------------------------
+
+class NotData(Exception):
+    pass
+
+
+def to_data(value, depth: int = 0):
+    """Only plain data leaves the child: tensors (detached), numbers, strings and containers."""
+    if depth > 20:
+        raise NotData("a structure nested more than 20 levels deep")
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if value is None or isinstance(value, (bool, int, float, complex, str, torch.dtype, torch.device)):
+        return value
+    if isinstance(value, torch.Size):
+        return tuple(value)
+    if isinstance(value, tuple):
+        return tuple(to_data(v, depth + 1) for v in value)
+    if isinstance(value, list):
+        return [to_data(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {to_data(k, depth + 1): to_data(v, depth + 1) for k, v in value.items()}
+    raise NotData(f"a {type(value).__qualname__} object")
+
+
+class Runtime:
+    def __init__(self, student, helpers: Helpers, guard: Guard, student_dir: str) -> None:
+        self.roots = {STUDENT: student, HELPERS: helpers}
+        self.guard = guard
+        self.student_dir = os.path.realpath(student_dir)
+        self.objects: dict[int, object] = {}
+        self.trusted: set[int] = set()
+        self.function_mode = FunctionGuard(guard)
+        self.dispatch_mode = DispatchGuard(guard)
+
+    def reset(self, seed: int) -> None:
+        self.objects = dict(self.roots)
+        self.trusted = {HELPERS}
+        self.guard.hits.clear()
+        torch.manual_seed(seed)
+
+    def resolve_args(self, value):
+        if isinstance(value, dict):
+            if "__ref__" in value and len(value) == 1:
+                return self.objects[value["__ref__"]]
+            return {k: self.resolve_args(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.resolve_args(v) for v in value)
+        return value
+
+    def run_op(self, op) -> None:
+        kind, src = op[0], op[1]
+        target = self.objects[src]
+        if kind == "getattr":
+            result, dst = getattr(target, op[2]), op[3]
+        elif kind == "call":
+            result, dst = target(*self.resolve_args(op[2]), **self.resolve_args(op[3])), op[4]
+        elif kind == "getitem":
+            result, dst = target[self.resolve_args(op[2])], op[3]
+        elif kind == "setattr":
+            setattr(target, op[2], self.resolve_args(op[3]))
+            return
+        else:
+            raise ValueError(f"unknown operation {kind!r}")
+        self.objects[dst] = result
+        if src in self.trusted:
+            self.trusted.add(dst)
+        else:
+            self.guard.scan(result)
+
+    def batch(self, msg: dict) -> dict:
+        if msg.get("reset"):
+            self.reset(msg.get("seed", 0))
+        self.guard.forbid(msg.get("forbidden", []))
+        self.guard.enabled = set(msg.get("forbidden", []))
+        reply: dict = {"values": [], "error": None}
+        for index, op in enumerate(msg["ops"]):
+            untrusted = op[1] not in self.trusted
+            try:
+                if untrusted:
+                    self.guard.active = True
+                    with self.function_mode:
+                        if self.guard.aten:
+                            with self.dispatch_mode:
+                                self.run_op(op)
+                        else:
+                            self.run_op(op)
+                else:
+                    self.run_op(op)
+            except BaseException as exc:  # noqa: BLE001 - student code may raise anything
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not untrusted:
+                    raise
+                reply["error"] = self.describe(exc, index)
+                break
+            finally:
+                self.guard.active = False
+        if reply["error"] is None:
+            for handle in msg.get("fetch", []):
+                try:
+                    reply["values"].append(to_data(self.objects[handle]))
+                except NotData as exc:
+                    reply["error"] = {"op": None, "fetch": handle, "type": "NotData", "types": ["NotData"],
+                                      "message": str(exc), "traceback": ""}
+                    reply["values"] = []
+                    break
+        reply["forbidden"] = list(dict.fromkeys(self.guard.hits))
+        return reply
+
+    def describe(self, exc: BaseException, index: int) -> dict:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__)
+                  if os.path.realpath(f.filename).startswith(self.student_dir + os.sep)]
+        text = "".join(traceback.format_list(frames)) if frames else ""
+        return {"op": index, "type": type(exc).__name__, "types": [c.__name__ for c in type(exc).__mro__],
+                "message": str(exc)[:2000], "traceback": text[-4000:]}
+
+
+# --- process setup -----------------------------------------------------------------------------
+
+class Output:
+    """The student's stdout and stderr go to a file; each reply carries what was added."""
+
+    def __init__(self, path: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        self.path, self.offset = path, 0
+
+    def take(self) -> str:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read(MAX_OUTPUT + 1)
+                self.offset = f.seek(0, os.SEEK_END)
+        except OSError:
+            return ""
+        text = data[:MAX_OUTPUT].decode("utf-8", "replace")
+        return text + ("\n[... output truncated]" if len(data) > MAX_OUTPUT else "")
+
+
+def load_student(path: str):
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_helpers(path: str | None) -> dict:
+    if not path:
+        return {}
+    namespace: dict = {"__name__": "kit_suite_remote", "__file__": path}
+    with open(path) as f:
+        exec(compile(f.read(), path, "exec"), namespace)
+    return {k: v for k, v in namespace.items() if callable(v) and not k.startswith("_")}
+
+
+def serve(rfd: int, wfd: int, student_file: str, helpers_file: str | None, forbidden: list[str],
+          scratch: str) -> None:
+    """Import the student's module, say hello, then answer batches until the grader hangs up."""
+    os.chdir(scratch)
+    output = Output(os.path.join(scratch, ".output"))
+    sys.dont_write_bytecode = True
+    student_dir = os.path.dirname(os.path.abspath(student_file))
+    sys.path.insert(0, student_dir)
+    guard = Guard()
+    guard.forbid(forbidden)
+    guard.enabled = set(forbidden)
+    helpers = Helpers(load_helpers(helpers_file))
+    runtime = Runtime(None, helpers, guard, student_dir)
+    try:
+        guard.active = True
+        with FunctionGuard(guard):
+            student = load_student(student_file)
+    except BaseException as exc:  # noqa: BLE001
+        guard.active = False
+        error = runtime.describe(exc, -1)
+        write_message(wfd, {"ready": False, "error": error, "output": output.take(),
+                            "forbidden": list(dict.fromkeys(guard.hits))})
+        return
+    guard.active = False
+    runtime.roots[STUDENT] = student
+    write_message(wfd, {"ready": True, "cuda": torch.cuda.is_available(), "output": output.take(),
+                        "forbidden": list(dict.fromkeys(guard.hits))})
+    while True:
+        try:
+            msg = read_message(rfd)
+        except ChannelClosed:
+            return
+        reply = runtime.batch(msg)
+        reply["output"] = output.take()
+        write_message(wfd, reply)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--fds", required=True, help="read,write pipe descriptors")
+    parser.add_argument("--student", required=True, help="the student's .py file")
+    parser.add_argument("--helpers", help="the suite's remote.py")
+    parser.add_argument("--forbid", action="append", default=[])
+    parser.add_argument("--scratch", required=True)
+    args = parser.parse_args(argv)
+    rfd, wfd = (int(x) for x in args.fds.split(","))
+    serve(rfd, wfd, args.student, args.helpers, args.forbid, args.scratch)
+    os._exit(0)  # skip interpreter teardown: student objects may misbehave in __del__
+
+
+if __name__ == "__main__":
+    main()

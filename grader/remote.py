@@ -1,0 +1,187 @@
+"""Proxies of objects that live in the child: checks use them like the real thing.
+
+Using a proxy only records an operation. `fetch` ships every recorded operation to
+the child in one message and brings back plain data, so a check costs one round trip
+however many steps it takes, and nothing from the child is ever executed here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from .runner import Runner
+
+STUDENT, HELPERS = 0, 1  # root handles, as in child.py
+
+
+class CheckFailed(AssertionError):
+    """A check's verdict with a message meant for people (no traceback noise)."""
+
+
+class StudentCodeError(CheckFailed):
+    """The student's code raised while the check ran."""
+
+
+@dataclass
+class StudentException:
+    type: str
+    types: list[str]
+    message: str
+
+
+class Remote:
+    """The recorded-but-not-yet-run operations of one check, and how to run them."""
+
+    def __init__(self, runner: Runner, module_name: str, forbidden: list[str], timeout: float | None) -> None:
+        self.runner = runner
+        self.module_name = module_name
+        self.forbidden = forbidden
+        self.timeout = timeout
+        self.pending: list[tuple] = []
+        self.exprs: list[str] = []
+        self.next_id = 2
+        self.fresh = True
+        self.hits: list[str] = []
+
+    def root(self, handle: int, expr: str) -> Proxy:
+        return Proxy(self, handle, expr)
+
+    def record(self, kind: str, src: Proxy, *payload, expr: str) -> Proxy | None:
+        if src._remote is not self:
+            raise CheckFailed("a proxy from another check was used (suite bug)")
+        if kind == "setattr":
+            self.pending.append((kind, src._id, *payload))
+            self.exprs.append(expr)
+            return None
+        handle, self.next_id = self.next_id, self.next_id + 1
+        self.pending.append((kind, src._id, *payload, handle))
+        self.exprs.append(expr)
+        return Proxy(self, handle, expr)
+
+    def encode(self, value: Any) -> Any:
+        if isinstance(value, Proxy):
+            if value._remote is not self:
+                raise CheckFailed("a proxy from another check was used (suite bug)")
+            return {"__ref__": value._id}
+        if isinstance(value, dict):
+            return {k: self.encode(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.encode(v) for v in value)
+        return value
+
+    def flush(self, handles: list[int]) -> dict:
+        msg = {"ops": self.pending, "fetch": handles, "forbidden": self.forbidden}
+        if self.fresh:
+            msg.update(reset=True, seed=0)
+            self.fresh = False
+        exprs, self.pending, self.exprs = self.exprs, [], []
+        reply = self.runner.request(msg, self.timeout)
+        self.hits.extend(h for h in reply.get("forbidden", []) if h not in self.hits)
+        error = reply.get("error")
+        if error is not None:
+            raise self.explain(error, exprs)
+        return reply
+
+    def explain(self, error: dict, exprs: list[str]) -> CheckFailed:
+        if error.get("op") is None:
+            return CheckFailed(f"expected data back but got {error['message']}")
+        expr = exprs[error["op"]]
+        if error["type"] == "ForbiddenCall":
+            return StudentCodeError(f"{expr}: {error['message']}")
+        if error["type"] == "AttributeError" and expr.count(".") == 1 and expr.startswith(self.module_name):
+            name = expr.split(".", 1)[1]
+            return StudentCodeError(f"{self.module_name}.py does not define {name}")
+        if error["type"] == "NotImplementedError":
+            return StudentCodeError(f"{expr} is not implemented yet ({error['message'] or 'NotImplementedError'})")
+        text = f"{expr} raised {error['type']}: {error['message']}"
+        if error.get("traceback"):
+            text += "\n" + error["traceback"].rstrip()
+        exc = StudentCodeError(text)
+        exc.student = StudentException(error["type"], error["types"], error["message"])
+        return exc
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Proxy):
+        return value._expr
+    if type(value).__name__ in ("Tensor", "Parameter"):
+        return f"Tensor{list(value.shape)}"
+    if isinstance(value, (list, tuple)) and len(value) > 4:
+        return f"[{len(value)} items]"
+    text = repr(value)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+class Proxy:
+    """A stand-in for an object in the child. Read attributes, call, index, assign; then fetch()."""
+
+    __slots__ = ("_remote", "_id", "_expr")
+
+    def __init__(self, remote: Remote, handle: int, expr: str) -> None:
+        object.__setattr__(self, "_remote", remote)
+        object.__setattr__(self, "_id", handle)
+        object.__setattr__(self, "_expr", expr)
+
+    def __getattr__(self, name: str) -> Proxy:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return self._remote.record("getattr", self, name, expr=f"{self._expr}.{name}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self._remote.record("setattr", self, name, self._remote.encode(value), expr=f"{self._expr}.{name} = ...")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Proxy:
+        parts = [_describe(a) for a in args] + [f"{k}={_describe(v)}" for k, v in kwargs.items()]
+        expr = f"{self._expr}({', '.join(parts)})"
+        return self._remote.record("call", self, self._remote.encode(list(args)),
+                                   self._remote.encode(kwargs), expr=expr if len(expr) < 100 else expr[:97] + "...")
+
+    def __getitem__(self, key: Any) -> Proxy:
+        return self._remote.record("getitem", self, self._remote.encode(key), expr=f"{self._expr}[{_describe(key)}]")
+
+    def __repr__(self) -> str:
+        return f"<in the child: {self._expr}>"
+
+    def __bool__(self) -> bool:
+        raise TypeError(f"{self._expr} lives in the child: fetch() it before testing its truth")
+
+    def __iter__(self):
+        raise TypeError(f"{self._expr} lives in the child: fetch() it, or use child.list(...)")
+
+
+def _binary(name: str):
+    def op(self: Proxy, other: Any) -> Proxy:
+        return getattr(self, name)(other)
+    op.__name__ = name
+    return op
+
+
+for _name in ("add", "sub", "mul", "truediv", "matmul", "pow", "radd", "rsub", "rmul", "rtruediv"):
+    setattr(Proxy, f"__{_name}__", _binary(f"__{_name}__"))
+Proxy.__neg__ = lambda self: self.neg()
+
+
+def fetch(*proxies: Proxy) -> Any:
+    """Run everything recorded so far and bring these values back as data."""
+    if not proxies:
+        raise TypeError("fetch() needs at least one proxy")
+    remote = proxies[0]._remote
+    values = remote.flush([p._id for p in proxies])["values"]
+    return values[0] if len(proxies) == 1 else tuple(values)
+
+
+def run(proxy: Proxy) -> None:
+    """Run everything recorded so far in this proxy's check, fetching nothing."""
+    proxy._remote.flush([])
+
+
+def student_raises(proxy: Proxy) -> StudentException:
+    """The exception the student's code raised computing this value; fails the check if none was."""
+    try:
+        fetch(proxy)
+    except StudentCodeError as exc:
+        student = getattr(exc, "student", None)
+        if student is not None:
+            return student
+        raise
+    raise CheckFailed(f"{proxy._expr} should have raised an error, but it returned normally")

@@ -1,0 +1,5 @@
+"""What a suite file imports: proxies, fetching, comparisons. See docs/authoring.md."""
+from .compare import assert_close, fail
+from .remote import CheckFailed, Proxy, StudentException, fetch, run, student_raises
+
+__all__ = ["CheckFailed", "Proxy", "StudentException", "assert_close", "fail", "fetch", "run", "student_raises"]

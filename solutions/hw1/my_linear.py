@@ -1,0 +1,33 @@
+"""hw1: a fully connected layer, y = x W^T + b, written with plain tensor operations."""
+import math
+
+import torch
+from torch import nn
+
+
+class MyLinear(nn.Module):
+    """Applies y = x @ weight.T + bias to the last dimension of x, like nn.Linear."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        ### BEGIN SOLUTION create weight (out, in) and bias (out,) or None as nn.Parameters, initialised like nn.Linear
+        bound = 1 / math.sqrt(in_features) if in_features > 0 else 0.0
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
+        else:
+            self.register_parameter("bias", None)
+        ### END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION return x @ weight.T (+ bias), for any number of leading dimensions
+        y = x @ self.weight.T
+        if self.bias is not None:
+            y = y + self.bias
+        return y
+        ### END SOLUTION
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
