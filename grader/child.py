@@ -343,6 +343,7 @@ class Runtime:
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not untrusted:
                     raise
                 reply["error"] = self.describe(exc, index)
+                reply["error"]["where"] = where(op, self.objects.get(op[1]))
                 break
             finally:
                 self.guard.active = False
@@ -364,6 +365,25 @@ class Runtime:
         text = "".join(traceback.format_list(frames)) if frames else ""
         return {"op": index, "type": type(exc).__name__, "types": [c.__name__ for c in type(exc).__mro__],
                 "message": str(exc)[:2000], "traceback": text[-4000:]}
+
+
+def where(op, target) -> str:
+    """A short, student-facing name for what an operation ran: `MyLinear.forward(...)`."""
+    kind = op[0]
+    if kind == "getattr":
+        return f"{type(target).__qualname__}.{op[2]}"
+    if kind == "setattr":
+        return f"setting {type(target).__qualname__}.{op[2]}"
+    if kind == "getitem":
+        return f"{type(target).__qualname__}[...]"
+    if isinstance(target, type):
+        return f"{target.__qualname__}(...)"
+    owner = getattr(target, "__self__", None)
+    if owner is not None and not isinstance(owner, type(torch)):
+        return f"{type(owner).__qualname__}.{getattr(target, '__name__', 'call')}(...)"
+    if isinstance(target, torch.nn.Module):
+        return f"{type(target).__qualname__}.forward(...)"
+    return f"{getattr(target, '__qualname__', type(target).__qualname__)}(...)"
 
 
 # --- process setup -----------------------------------------------------------------------------

@@ -188,7 +188,8 @@ class _Scanner(ast.NodeVisitor):
         self.component = outer
 
     def generic_visit(self, node: ast.AST) -> None:
-        if isinstance(node, (ast.Attribute, ast.Name, ast.Call, ast.Subscript)) and self._check(node):
+        stored = isinstance(getattr(node, "ctx", None), ast.Store)
+        if isinstance(node, (ast.Attribute, ast.Name, ast.Call, ast.Subscript)) and not stored and self._check(node):
             return
         super().generic_visit(node)
 

@@ -95,8 +95,7 @@ class KitSession:
         if key not in self.remotes:
             component = component_of(item)
             forbidden = self.assignment.forbidden.get(component, [])
-            self.remotes[key] = Remote(self.runner, self.assignment.module, forbidden,
-                                       self.assignment.check_timeout)
+            self.remotes[key] = Remote(self.runner, self.assignment.module, forbidden, None)
         return self.remotes[key]
 
     @property

@@ -85,12 +85,11 @@ class Remote:
     def explain(self, error: dict, exprs: list[str]) -> CheckFailed:
         if error.get("op") is None:
             return CheckFailed(f"expected data back but got {error['message']}")
-        expr = exprs[error["op"]]
+        expr = error.get("where") or exprs[error["op"]]
         if error["type"] == "ForbiddenCall":
             return StudentCodeError(f"{expr}: {error['message']}")
-        if error["type"] == "AttributeError" and expr.count(".") == 1 and expr.startswith(self.module_name):
-            name = expr.split(".", 1)[1]
-            return StudentCodeError(f"{self.module_name}.py does not define {name}")
+        if error["type"] == "AttributeError" and expr == f"module.{exprs[error['op']].split('.')[-1]}":
+            return StudentCodeError(f"{self.module_name}.py does not define {expr.split('.')[-1]}")
         if error["type"] == "NotImplementedError":
             return StudentCodeError(f"{expr} is not implemented yet ({error['message'] or 'NotImplementedError'})")
         text = f"{expr} raised {error['type']}: {error['message']}"

@@ -237,6 +237,7 @@ def make_runner(submission: Path, assignment: Assignment, limits: Limits | None 
                 launcher: SubprocessLauncher | None = None) -> Runner:
     """The runner for `assignment`'s file in the folder `submission`."""
     limits = limits or Limits(check_timeout=assignment.check_timeout, time_budget=assignment.time_budget)
+    submission = submission.resolve()
     runner = Runner(submission / assignment.file, assignment.helpers_file, assignment.all_forbidden(),
                     limits=limits, launcher=launcher)
     if not runner.student_file.is_file():

@@ -12,7 +12,7 @@ from . import plugin
 from .course import Assignment
 from .plugin import KitSession
 from .report import ERROR, CheckResult, Report
-from .runner import Runner, make_runner
+from .runner import Limits, Runner, make_runner
 
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:junitxml", "-p", "no:doctest",
                "--import-mode=importlib", "-q", "--no-header", "-o", "addopts=", "-o", "python_files=test_*.py",
@@ -20,9 +20,9 @@ PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:junitxml
 
 
 def run_suite(assignment: Assignment, submission: Path, *, runner: Runner | None = None, hidden: bool = False,
-              keyword: str | None = None, launcher=None) -> Report:
+              keyword: str | None = None, limits: Limits | None = None, launcher=None) -> Report:
     """Grade `submission` with the assignment's checks (public ones, plus hidden ones if asked)."""
-    runner = runner or make_runner(submission, assignment, launcher=launcher)
+    runner = runner or make_runner(submission, assignment, limits=limits, launcher=launcher)
     session = KitSession(submission, assignment, runner)
     args = [*PYTEST_ARGS, "--rootdir", str(assignment.suite_dir), "-c", os.devnull,
             *map(str, assignment.suite_files(hidden))]

@@ -1,0 +1,8 @@
+"""A syntax error."""
+import torch
+from torch import nn
+
+
+class MyLinear(nn.Module):
+    def forward(self, x)
+        return x

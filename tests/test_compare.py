@@ -1,0 +1,54 @@
+"""assert_close: what a student reads when a value is wrong."""
+import pytest
+import torch
+
+from kit.grader.compare import assert_close, difference
+from kit.grader.remote import CheckFailed
+
+
+def message(actual, expected, **kw):
+    with pytest.raises(CheckFailed) as info:
+        assert_close(actual, expected, name="out", **kw)
+    return str(info.value)
+
+
+def test_close_values_pass():
+    x = torch.randn(3, 4, dtype=torch.float64)
+    assert_close(x + 1e-9, x, name="out")
+
+
+def test_value_difference_says_how_much_and_where():
+    expected = torch.zeros(2, 3, dtype=torch.float64)
+    actual = expected.clone()
+    actual[1, 2] = 0.5
+    text = message(actual, expected)
+    assert "mismatched elements: 1 / 6" in text
+    assert "greatest absolute difference: 0.5 at index (1, 2)" in text
+    assert "got 0.5, expected 0" in text
+
+
+def test_shape_dtype_device_come_first():
+    assert "shape (3, 2) but expected (2, 3) (transposed?)" in message(torch.zeros(3, 2), torch.zeros(2, 3))
+    assert "dtype float32 but expected float64" in message(torch.zeros(2), torch.zeros(2, dtype=torch.float64))
+
+
+def test_nan_is_never_close():
+    text = message(torch.tensor([1.0, float("nan")]), torch.tensor([1.0, 2.0]))
+    assert "1 NaN value(s)" in text and "index (1,)" in text
+
+
+def test_known_mistake_is_named():
+    expected = torch.randn(3, 4, dtype=torch.float64)
+    text = message(expected.T.contiguous().T * 2, expected, mistakes={"doubled": expected * 2})
+    assert "likely cause: doubled" in text
+
+
+def test_dicts_compare_keys_then_values():
+    want = {"weight": torch.ones(2), "bias": torch.zeros(1)}
+    assert "keys differ: missing bias" in message({"weight": torch.ones(2)}, want)
+    assert "out['bias']" in message({"weight": torch.ones(2), "bias": torch.ones(1)}, want)
+    assert difference(want, want, name="x") is None
+
+
+def test_none_instead_of_tensor():
+    assert "expected a tensor of shape (2,) but got NoneType" in message(None, torch.zeros(2))
