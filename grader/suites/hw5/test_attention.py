@@ -1,0 +1,231 @@
+"""hw5 public checks: MultiHeadAttention against nn.MultiheadAttention(batch_first=True).
+
+Each check loads the reference's weights into the student's module (in_proj split into
+q_proj, k_proj, v_proj) and compares outputs, per-head weights and gradients in float64.
+Checks of one feature (a mask, dropout, need_weights) test that feature only, so one
+mistake costs the checks of that mistake.
+"""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from kit.grader.suite import assert_close, fail, fetch
+
+
+def _helpers():
+    """mha_reference.py next to this file (suites are imported with --import-mode=importlib)."""
+    key = "kit_suite_hw5_mha_reference"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name("mha_reference.py"))
+        sys.modules[key] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[key])
+    return sys.modules[key]
+
+
+R = _helpers()
+F64 = torch.float64
+pytestmark = pytest.mark.component("MultiHeadAttention")
+
+ALL_GRADS = ("output", "query.grad", "key.grad", "value.grad", "grads")
+
+
+def check(student, child, *, e=8, h=2, n=2, l=5, s=6, seed=0, bias=True, keys=("output", "weights"),
+          self_attention=False, scale_hint=True, hints=None, **kwargs):
+    """Run the student's module and the reference on the same inputs; compare `keys`.
+
+    `hints(ref, q, k, v, up)` may return {likely cause: reference outputs of that mistake}.
+    """
+    ref = R.reference(e, h, bias=bias, seed=seed)
+    q, k, v, up = R.inputs(n, l, s, e, seed=seed + 1, self_attention=self_attention)
+    got = R.run_student(student, child, ref, q, k, v, up, **kwargs)
+    want = R.run_reference(ref, q, k, v, up, **kwargs)
+    mistakes = hints(ref, q, k, v, up) if hints else {}
+    if scale_hint:
+        mistakes.update(R.with_scale_mistake(ref, q, k, v, up, **kwargs))
+    R.compare(got, want, keys, mistakes)
+    return ref, q, k, v, up, got
+
+
+def test_structure(student, child):
+    """q_proj, k_proj, v_proj and out_proj are nn.Linear(embed_dim, embed_dim) and load the reference"""
+    m = student.MultiHeadAttention(12, 3)
+    params = fetch(child.named_parameters(m))
+    shapes = {name: tuple(t.shape) for name, t in params.items()}
+    assert_close(shapes, R.expected_shapes(12), name="parameter shapes")
+    ref = R.reference(12, 3)
+    m = R.student_copy(student, ref)
+    assert_close(fetch(m.state_dict()), R.renamed(ref.state_dict()), name="state_dict after loading")
+
+
+@pytest.mark.points(2)
+def test_self_attention(student, child):
+    """self-attention (query = key = value): output matches"""
+    check(student, child, self_attention=True, s=5, keys=("output",))
+
+
+def test_attention_weights(student, child):
+    """self-attention: per-head weights (N, heads, L, S) match (average_attn_weights=False)"""
+    check(student, child, self_attention=True, s=5, keys=("weights",))
+
+
+@pytest.mark.points(2)
+def test_cross_attention(student, child):
+    """cross-attention (S != L, key != value): output and weights match"""
+    check(student, child, l=3, s=7, seed=3)
+
+
+@pytest.mark.points(2)
+def test_input_grads(student, child):
+    """gradients with respect to query, key and value (cross-attention)"""
+    check(student, child, l=4, s=6, seed=5, keys=("query.grad", "key.grad", "value.grad"))
+
+
+@pytest.mark.points(2)
+def test_param_grads(student, child):
+    """gradients of every projection weight and bias"""
+    check(student, child, l=4, s=6, seed=7, keys=("grads",), scale_hint=False)
+
+
+def test_causal_mask(student, child):
+    """bool causal attn_mask (L, L): True above the diagonal = may not attend to later positions"""
+    mask = torch.ones(5, 5, dtype=torch.bool).triu(1)
+    check(student, child, self_attention=True, s=5, seed=9, attn_mask=mask,
+          hints=lambda *a: {R.INVERTED_MASK: R.run_reference(*a, attn_mask=~mask)})
+
+
+def test_bool_mask(student, child):
+    """random bool attn_mask (L, S), no row fully masked"""
+    mask = R.random_bool_mask(4, 6, seed=11)
+    ref = R.reference(seed=10)
+    q, k, v, up = R.inputs(2, 4, 6, 8, seed=11)
+    got = R.run_student(student, child, ref, q, k, v, up, attn_mask=mask)
+    want = R.run_reference(ref, q, k, v, up, attn_mask=mask)
+    hints = {R.INVERTED_MASK: R.run_reference(ref, q, k, v, up, attn_mask=~mask)}
+    R.compare(got, want, ("output", "weights"), {**hints, **R.with_scale_mistake(ref, q, k, v, up, attn_mask=mask)})
+
+
+def test_float_mask(student, child):
+    """float attn_mask (L, S) is added to the scores (some entries -inf)"""
+    g = torch.Generator().manual_seed(13)
+    mask = torch.randn(4, 6, generator=g, dtype=F64) * 2
+    mask[0, 1] = mask[2, 3] = mask[3, 0] = float("-inf")
+    check(student, child, l=4, s=6, seed=13, attn_mask=mask, keys=("output", "weights", "query.grad"))
+
+
+@pytest.mark.points(2)
+def test_key_padding_mask(student, child):
+    """bool key_padding_mask (N, S): True keys are ignored by every query of that batch element"""
+    mask = torch.tensor([[False, False, False, False, True, True],
+                         [False, True, False, False, False, False],
+                         [False, False, False, False, False, True]])
+    ref = R.reference(seed=15)
+    q, k, v, up = R.inputs(3, 4, 6, 8, seed=15)
+    got = R.run_student(student, child, ref, q, k, v, up, key_padding_mask=mask)
+    want = R.run_reference(ref, q, k, v, up, key_padding_mask=mask)
+    hints = {"key_padding_mask is ignored": R.run_reference(ref, q, k, v, up),
+             R.INVERTED_MASK:
+                 R.run_reference(ref, q, k, v, up, key_padding_mask=~mask)}
+    R.compare(got, want, ("output", "weights", "key.grad"), {**hints, **R.with_scale_mistake(
+        ref, q, k, v, up, key_padding_mask=mask)})
+
+
+def test_need_weights_false(student, child):
+    """need_weights=False returns (output, None) with the same output"""
+    ref = R.reference(seed=17)
+    q, k, v, _ = R.inputs(2, 3, 5, 8, seed=17)
+    m = R.student_copy(student, ref)
+    without, with_weights = fetch(m(q, k, v, need_weights=False), m(q, k, v)[0])
+    if not isinstance(without, (tuple, list)) or len(without) != 2:
+        fail(f"forward(..., need_weights=False) should return a pair (output, None), got {type(without).__name__}")
+    if without[1] is not None:
+        fail("forward(..., need_weights=False) should return None as the attention weights")
+    assert_close(without[0], with_weights, name="output with need_weights=False")
+
+
+def test_no_bias(student, child):
+    """bias=False: no projection has a bias, output and weights match"""
+    m = student.MultiHeadAttention(8, 2, bias=False)
+    shapes = {name: tuple(t.shape) for name, t in fetch(child.named_parameters(m)).items()}
+    assert_close(shapes, R.expected_shapes(8, bias=False), name="parameter shapes with bias=False")
+    check(student, child, bias=False, l=3, s=4, seed=19)
+
+
+def test_one_head(student, child):
+    """num_heads=1: output, weights and gradients"""
+    check(student, child, e=6, h=1, l=3, s=4, seed=21, keys=("output", "weights", *ALL_GRADS[1:]), scale_hint=False)
+
+
+def test_head_dim_one(student, child):
+    """head_dim=1 (embed_dim = num_heads = 4): output and weights"""
+    check(student, child, e=4, h=4, l=3, s=5, seed=23)
+
+
+def _dropout_pair(student, ref, p):
+    """The student's module with dropout p and one with dropout 0, both holding the reference's weights."""
+    return R.student_copy(student, ref, dropout=p), R.student_copy(student, ref)
+
+
+def test_dropout_eval(student, child):
+    """dropout=0.5 in eval mode: deterministic, the same as dropout=0"""
+    ref = R.reference(seed=25)
+    q, k, v, _ = R.inputs(2, 3, 5, 8, seed=25)
+    dropped, plain = _dropout_pair(student, ref, 0.5)
+    dropped.eval()
+    plain.eval()
+    first, second, want = fetch(dropped(q, k, v)[0], dropped(q, k, v)[0], plain(q, k, v)[0])
+    assert_close(first, want, name="output of dropout=0.5 in eval mode (vs dropout=0)")
+    assert_close(second, first, name="a second call in eval mode")
+
+
+@pytest.mark.points(2)
+def test_dropout_train(student, child):
+    """dropout=0.25 in train mode changes the output and keeps its expectation"""
+    ref = R.reference(seed=27)
+    q, k, v, _ = R.inputs(1, 3, 4, 8, seed=27)
+    copies = 3000  # one sample repeated: each copy draws its own dropout mask
+    m = R.student_copy(student, ref, dropout=0.25)
+    m.train()
+    sampled = m(q.repeat(copies, 1, 1), k.repeat(copies, 1, 1), v.repeat(copies, 1, 1))[0]
+    m.eval()
+    out, clean = fetch(sampled, m(q, k, v)[0])
+    if out.shape != (copies, 3, 8):
+        fail(f"output shape {tuple(out.shape)} but expected {(copies, 3, 8)}")
+    changed = (out - clean).abs().amax(dim=(1, 2)) > 1e-9
+    if changed.double().mean() < 0.9:
+        fail(f"in train mode with dropout=0.25 only {100 * changed.double().mean():.0f}% of the samples differ "
+             "from the eval-mode output: is dropout applied to the attention weights in train mode?")
+    mean, std = out.mean(0), out.std(0)
+    z = ((mean - clean[0]).abs() / (std / copies ** 0.5).clamp_min(1e-12)).max()
+    if z > 6:
+        ratio = float((mean * clean[0]).sum() / (clean[0] * clean[0]).sum())
+        fail(f"the mean of the train-mode outputs is {z:.1f} standard errors away from the eval-mode output "
+             f"(ratio about {ratio:.2f}): the kept attention weights must be scaled by 1 / (1 - p) so that "
+             "dropout keeps the expectation")
+
+
+@pytest.mark.gpu
+def test_cuda_forward_backward(student, child):
+    """on CUDA: output, weights and every gradient match nn.MultiheadAttention on CUDA"""
+    ref = R.reference(seed=29, device="cuda")
+    q, k, v, up = R.inputs(2, 4, 6, 8, seed=29, device="cuda")
+    got = R.run_student(student, child, ref, q, k, v, up)
+    want = R.run_reference(ref, q, k, v, up)
+    R.compare(got, want, ("output", "weights", *ALL_GRADS[1:]))
+
+
+@pytest.mark.gpu
+@pytest.mark.points(2)
+def test_cuda_masks(student, child):
+    """on CUDA: causal bool attn_mask, key_padding_mask and a float mask, all on the GPU"""
+    ref = R.reference(seed=31, device="cuda")
+    q, k, v, up = R.inputs(2, 5, 5, 8, seed=31, device="cuda")
+    causal = torch.ones(5, 5, dtype=torch.bool, device="cuda").triu(1)
+    padding = torch.tensor([[False, False, False, True, True], [False, False, False, False, False]], device="cuda")
+    float_mask = torch.randn(5, 5, dtype=F64, generator=torch.Generator().manual_seed(31)).to("cuda")
+    for kwargs in ({"attn_mask": causal, "key_padding_mask": padding}, {"attn_mask": float_mask}):
+        got = R.run_student(student, child, ref, q, k, v, up, **kwargs)
+        want = R.run_reference(ref, q, k, v, up, **kwargs)
+        R.compare(got, want, ("output", "weights", "query.grad"))

@@ -1,0 +1,73 @@
+"""Multi-head attention written out with tensor operations.
+
+`MultiHeadAttention` computes what `nn.MultiheadAttention(batch_first=True)` computes,
+with four `nn.Linear` projections instead of one packed `in_proj_weight`, so that
+`in_proj_weight = cat(q_proj.weight, k_proj.weight, v_proj.weight)`.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class MultiHeadAttention(nn.Module):
+    """Scaled dot-product attention over `num_heads` heads of size `embed_dim // num_heads`.
+
+    Inputs are batch-first: query (N, L, E), key and value (N, S, E). Masks follow
+    PyTorch: a bool mask marks with True the positions a query may NOT attend to, a
+    float mask is added to the attention scores.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float = 0.0, bias: bool = True) -> None:
+        super().__init__()
+        ### BEGIN SOLUTION check that num_heads divides embed_dim; store the sizes; create q_proj, k_proj, v_proj, out_proj as nn.Linear(embed_dim, embed_dim, bias=bias)
+        if embed_dim % num_heads != 0:
+            raise ValueError(f"embed_dim ({embed_dim}) must be divisible by num_heads ({num_heads})")
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.dropout = dropout
+        self.q_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.k_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.v_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        self.out_proj = nn.Linear(embed_dim, embed_dim, bias=bias)
+        ### END SOLUTION
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, key_padding_mask: Tensor | None = None,
+                attn_mask: Tensor | None = None, need_weights: bool = True) -> tuple[Tensor, Tensor | None]:
+        """Return (output (N, L, E), weights (N, num_heads, L, S) or None when need_weights is False)."""
+        ### BEGIN SOLUTION project, split into heads, scores = q @ k^T / sqrt(head_dim) plus masks, softmax, dropout, weights @ v, merge heads, out_proj
+        n, l, _ = query.shape
+        s = key.shape[1]
+        # (N, T, E) -> (N, heads, T, head_dim)
+        q = self.q_proj(query).view(n, l, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(key).view(n, s, self.num_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(value).view(n, s, self.num_heads, self.head_dim).transpose(1, 2)
+
+        # scale by the size of one head: it keeps the scores' variance near 1 whatever the head count
+        scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_dim)  # (N, heads, L, S)
+        if attn_mask is not None:
+            # (L, S) applies to every batch element and head; (N * heads, L, S) to one each
+            mask = attn_mask if attn_mask.dim() == 2 else attn_mask.view(n, self.num_heads, l, s)
+            scores = self._apply_mask(scores, mask)
+        if key_padding_mask is not None:
+            scores = self._apply_mask(scores, key_padding_mask[:, None, None, :])  # (N, S) -> every head and query
+
+        weights = scores.softmax(dim=-1)
+        # dropout on the attention weights, as PyTorch does; F.dropout is the identity in eval mode
+        weights = F.dropout(weights, p=self.dropout, training=self.training)
+        out = (weights @ v).transpose(1, 2).reshape(n, l, self.embed_dim)
+        return self.out_proj(out), (weights if need_weights else None)
+        ### END SOLUTION
+
+    @staticmethod
+    def _apply_mask(scores: Tensor, mask: Tensor) -> Tensor:
+        """Bool masks exclude the True positions (-inf before the softmax); float masks are added."""
+        ### BEGIN SOLUTION bool mask: masked_fill True positions with -inf; float mask: add it
+        if mask.dtype == torch.bool:
+            return scores.masked_fill(mask, float("-inf"))
+        return scores + mask
+        ### END SOLUTION
