@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -59,4 +60,11 @@ def check(assignment: str, path: Path | None, course_dir: Path | None, as_json: 
         from .output import print_report
 
         print_report(report, submission=submission, verbose=verbose)
-    sys.exit(0 if report.all_passed else 1)
+    exit_now(0 if report.all_passed else 1)
+
+
+def exit_now(code: int) -> None:
+    """Exit without tearing torch down: the report is out, and teardown costs a few hundred ms."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -150,14 +150,14 @@ class Proxy:
 
 def _binary(name: str):
     def op(self: Proxy, other: Any) -> Proxy:
-        return getattr(self, name)(other)
+        return self._remote.record("getattr", self, name, expr=f"{self._expr}.{name}")(other)
     op.__name__ = name
     return op
 
 
 for _name in ("add", "sub", "mul", "truediv", "matmul", "pow", "radd", "rsub", "rmul", "rtruediv"):
     setattr(Proxy, f"__{_name}__", _binary(f"__{_name}__"))
-Proxy.__neg__ = lambda self: self.neg()
+Proxy.__neg__ = lambda self: self._remote.record("getattr", self, "__neg__", expr=f"-{self._expr}")()
 
 
 def fetch(*proxies: Proxy) -> Any:
