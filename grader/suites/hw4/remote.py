@@ -54,7 +54,3 @@ def quadratic_closure(optimizer, params, targets):
     closure.calls = 0
     return closure
 
-
-def attribute(obj, name):
-    """getattr(obj, name), for reading attributes of helper-made objects."""
-    return getattr(obj, name)
