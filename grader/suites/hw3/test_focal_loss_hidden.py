@@ -1,0 +1,81 @@
+"""Hidden checks of hw3: more classes, gamma below 1, 3-D positions, and ignore_index corner cases.
+
+They reuse the public suite's data and reference (loaded by path from the file next to
+this one, so nothing depends on pytest's import mode).
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from kit.grader.suite import assert_close, fail, fetch
+
+_spec = importlib.util.spec_from_file_location("kit_hw3_public_checks", Path(__file__).with_name("test_focal_loss.py"))
+public = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(public)
+
+pytestmark = [pytest.mark.hidden, pytest.mark.component("FocalLoss")]
+
+
+@pytest.mark.points(1)
+def test_hidden_many_classes(student, child):
+    """100 classes, per-class alpha as a float64 tensor, reduction 'mean': value and gradient"""
+    logits, target, _ = public.data(shape=(16, 100), seed=20)
+    alpha = torch.rand(100, generator=torch.Generator().manual_seed(21), dtype=torch.float64)
+    public.compare(student, child, logits, target, what="100 classes", gamma=2.0, alpha=alpha)
+
+
+@pytest.mark.points(1)
+def test_hidden_gamma_half(student, child):
+    """gamma=0.5 with moderate logits (p_t well below 1): per-element values and gradients"""
+    logits, target, g = public.data(seed=22, scale=1.0)
+    public.compare(student, child, logits, target, g, what="gamma=0.5", gamma=0.5, reduction="none")
+
+
+@pytest.mark.points(1)
+def test_hidden_spatial_3d(student, child):
+    """logits (N, C, d1, d2, d3) with targets (N, d1, d2, d3)"""
+    logits, target, g = public.data(shape=(2, public.C, 2, 3, 2), seed=23)
+    public.compare(student, child, logits, target, g, what="logits (2, 5, 2, 3, 2)", gamma=2.0,
+                   alpha=public.ALPHA, reduction="none")
+
+
+@pytest.mark.points(1)
+def test_hidden_ignore_with_alpha(student, child):
+    """ignored targets (-100) together with per-class alpha: alpha must not be indexed with -100"""
+    logits, target, _ = public.data(seed=24, ignore=0.4)
+    public.compare(student, child, logits, target, what="alpha list and ignored targets", gamma=2.0,
+                   alpha=public.ALPHA)
+
+
+@pytest.mark.points(1)
+def test_hidden_ignore_valid_class(student, child):
+    """ignore_index=1, a real class index: targets equal to 1 are ignored (not just negative ones)"""
+    logits, target, _ = public.data(seed=25)
+    target[:3] = 1
+    public.compare(student, child, logits, target, what="ignore_index=1", gamma=2.0, ignore_index=1)
+
+
+@pytest.mark.points(1)
+def test_hidden_all_ignored(student, child):
+    """every target ignored: 'none' gives zeros, 'sum' gives 0 with zero gradient, 'mean' gives NaN like F.cross_entropy"""
+    logits, _, _ = public.data(seed=26)
+    target = torch.full((public.N,), -100)
+    leaf = child.leaf(logits)
+    total = student.FocalLoss(reduction="sum")(leaf, target)
+    total.backward()
+    per_element = student.FocalLoss(reduction="none")(logits, target)
+    mean = student.FocalLoss()(logits, target)
+    total, grad, per_element, mean = fetch(total, leaf.grad, per_element, mean)
+    assert_close(per_element, torch.zeros(public.N, dtype=torch.float64), name="reduction='none', all ignored")
+    assert_close(total, torch.tensor(0.0, dtype=torch.float64), name="reduction='sum', all ignored")
+    if grad is not None:  # no gradient at all is as good as a zero one here
+        assert_close(grad, torch.zeros_like(logits), name="gradient of reduction='sum', all ignored")
+    value = mean.item() if isinstance(mean, torch.Tensor) and mean.numel() == 1 else mean
+    if not (isinstance(value, float) and math.isnan(value)):
+        fail(f"reduction='mean' with every target ignored returned {mean!r}; the handout asks for NaN "
+             "(0 / 0, as F.cross_entropy returns)")
