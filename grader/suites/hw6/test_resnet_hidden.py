@@ -1,0 +1,57 @@
+"""hw6 hidden checks: shortcuts that change only the stride or only the width, other layouts."""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from kit.grader.suite import assert_close, fetch
+
+
+def _public():
+    """test_resnet.py next to this file, for its helpers (suites are imported with --import-mode=importlib)."""
+    key = "kit_suite_hw6_public_checks"
+    if key not in sys.modules:
+        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name("test_resnet.py"))
+        sys.modules[key] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(sys.modules[key])
+    return sys.modules[key]
+
+
+P = _public()
+R = P.R
+pytestmark = pytest.mark.hidden
+
+
+@pytest.mark.component("BasicBlock")
+def test_hidden_block_stride_only(student, child):
+    """BasicBlock(16, 16, stride=2): the stride alone calls for a projection shortcut"""
+    P.block_check(student, child, 16, 16, 2, seed=21)
+
+
+@pytest.mark.component("BasicBlock")
+def test_hidden_block_channels_only(student, child):
+    """BasicBlock(8, 16, stride=1): the width alone calls for a projection shortcut"""
+    P.block_check(student, child, 8, 16, 1, seed=23)
+
+
+@pytest.mark.component("ResNet")
+def test_hidden_resnet34_layout(student, child):
+    """ResNet(BasicBlock, [3, 4, 6, 3]) (ResNet-34): 21,282,122 parameters and the reference's state_dict keys"""
+    P.count_check(student, child, (3, 4, 6, 3), 10)
+    got = fetch(child.suite.shapes(student.ResNet(student.BasicBlock, [3, 4, 6, 3]).state_dict()))
+    P.check_layout(got, dict(R.layout((3, 4, 6, 3), 10)), "ResNet(BasicBlock, [3, 4, 6, 3])")
+
+
+@pytest.mark.component("ResNet")
+def test_hidden_other_layout(student, child):
+    """ResNet(BasicBlock, [2, 1, 1, 2], num_classes=7) in eval mode: logits match the reference"""
+    blocks = (2, 1, 1, 2)
+    x = P.images(1, seed=25)[0]
+    m = P.student_net(student, child, blocks, num_classes=7, seed=25)
+    m.eval()
+    want = R.forward(R.random_state(R.layout(blocks, 7), seed=25), x, training=False)
+    P.close(fetch(m(x)), want, "logits in eval mode",
+            lambda: {P.STRIDE_MISTAKE: R.forward(R.random_state(R.layout(blocks, 7), seed=25), x, training=False,
+                                                 mistake="stride_on_conv2")})
