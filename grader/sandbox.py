@@ -1,0 +1,479 @@
+"""The sandbox around student code: bubblewrap when it works, resource limits when it does not.
+
+`make_launcher` picks how the child process that runs student code is started.
+With bubblewrap (`bwrap`) the child gets a filesystem of its own, built from nothing:
+the system's `/usr`, the Python it runs on, `child.py`, the suite's `remote.py` and the
+student's folder, all read-only, plus one private writable scratch folder. The course
+folder (hidden suites, solutions, gradebook, other students' work), home folders and
+`/tmp` simply do not exist in there. The child has no network (a fresh network
+namespace), sees only its own processes (a fresh pid namespace: everything it starts
+dies with it), may start only a few processes, and runs as `nobody` when the grader
+runs as root. Without bubblewrap the child still gets its resource limits and the
+caller shows `launcher.warning`; see docs/sandbox.md for what each guarantees.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import glob
+import importlib.util
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .runner import CHILD_SCRIPT, ChildProcess, Limits, SubprocessLauncher, child_env
+
+NOBODY = 65534  # the uid (and gid) a root grader's child runs as
+PROBE_TIMEOUT = 30.0
+INSTALL_HINT = ("install bubblewrap (Debian/Ubuntu: `sudo apt-get install -y bubblewrap`; "
+                "Fedora: `sudo dnf install bubblewrap`)")
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd", "group", "nsswitch.conf",
+             "alternatives")
+
+# Runs first inside the sandbox, then becomes the child (exec): drops root, takes a user
+# namespace of its own so the process limit counts this sandbox's processes only, sets
+# that limit, and starts the real command. Plain `python -c` so it needs nothing mounted.
+TRAMPOLINE = """\
+import os, resource, sys
+nproc, nproc_own_ns, uid = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+if uid >= 0:
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    try:
+        import ctypes
+        if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) == 0:
+            nproc = nproc_own_ns
+    except Exception:
+        pass
+resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+os.execv(sys.argv[4], sys.argv[4:])
+"""
+
+
+class SandboxUnavailable(Exception):
+    """A sandbox was required and bubblewrap cannot provide one here (a setup error)."""
+
+
+@dataclass(frozen=True)
+class Mode:
+    """One way of running bwrap; the probe keeps the first that works on this machine."""
+
+    name: str
+    flags: tuple[str, ...]
+    drop_uid: int | None = None  # uid the trampoline switches to inside (root graders)
+    own_userns: bool = False  # bwrap gives each sandbox a user namespace: a per-sandbox process count
+
+    @property
+    def description(self) -> str:
+        return {"user": "bubblewrap (user namespace)",
+                "user-setuid": "bubblewrap (setuid, no user namespace)",
+                "root-drop": f"bubblewrap (grader is root; student code runs as uid {NOBODY})",
+                "root": "bubblewrap (grader is root; student code runs as root without capabilities)"}[self.name]
+
+
+NAMESPACES = ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try")
+
+
+def candidate_modes(euid: int, features: frozenset[str]) -> list[Mode]:
+    if euid == 0:
+        return [Mode("root-drop", NAMESPACES + ("--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"), NOBODY),
+                Mode("root", NAMESPACES)]
+    userns = ("--unshare-user",) + (("--disable-userns",) if "--disable-userns" in features else ())
+    return [Mode("user", NAMESPACES + userns, own_userns=True), Mode("user-setuid", NAMESPACES)]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What `probe` found: a working mode, or why there is none."""
+
+    bwrap: str | None
+    mode: Mode | None
+    features: frozenset[str] = frozenset()
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.mode is not None
+
+
+def bwrap_features(bwrap: str) -> frozenset[str]:
+    """The options this bwrap knows (old releases lack --size, --perms, --disable-userns)."""
+    try:
+        out = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    text = out.stdout + out.stderr
+    return frozenset(w for w in ("--size", "--perms", "--disable-userns", "--chmod") if w in text)
+
+
+@functools.lru_cache(maxsize=None)
+def probe(bwrap: str | None = None) -> Probe:
+    """Find bwrap and a mode in which it runs this Python; once per process (cached)."""
+    path = bwrap or shutil.which("bwrap")
+    if not path or not os.access(path, os.X_OK):
+        return Probe(None, None, reason="bubblewrap (bwrap) is not installed")
+    features = bwrap_features(path)
+    errors = []
+    for mode in candidate_modes(os.geteuid(), features):
+        launcher = BwrapLauncher(Limits(), Probe(path, mode, features))
+        error = launcher.self_test()
+        if error is None:
+            return Probe(path, mode, features)
+        errors.append(f"{mode.name}: {error}")
+    return Probe(path, None, features, reason="bubblewrap cannot start a sandbox here (" + "; ".join(errors) + ")")
+
+
+class UnsandboxedLauncher(SubprocessLauncher):
+    """The plain child process with resource limits, and the warning the caller must show."""
+
+    sandboxed = False
+
+    def __init__(self, limits: Limits, warning: str) -> None:
+        super().__init__(limits)
+        self.warning = warning
+
+
+def make_launcher(limits: Limits, require: bool, *, bwrap: str | None = None) -> SubprocessLauncher:
+    """A bubblewrap launcher when bwrap works here; else (require=False) the plain one, with a warning.
+
+    With require=True a missing sandbox raises SandboxUnavailable, whose message says how to fix it.
+    """
+    found = probe(bwrap)
+    if found.ok:
+        return BwrapLauncher(limits, found)
+    if require:
+        raise SandboxUnavailable(f"no sandbox for student code: {found.reason}. To fix: {INSTALL_HINT}, "
+                                 "or pass --unsafe-no-sandbox to run the code with resource limits only "
+                                 "(only for code you trust).")
+    if found.bwrap is None:
+        warning = ("no sandbox: bubblewrap not installed; your code runs with resource limits only "
+                   "(to fix: `sudo apt-get install bubblewrap` or your system's equivalent)")
+    else:
+        why = found.reason.removeprefix("bubblewrap cannot start a sandbox here (").removesuffix(")")
+        why = why if len(why) <= 100 else why[:97] + "..."
+        warning = f"no sandbox: bubblewrap cannot run here ({why}); your code runs with resource limits only"
+    return UnsandboxedLauncher(limits, warning)
+
+
+@dataclass
+class SandboxedChild(ChildProcess):
+    """A child inside bwrap: killing it empties its pid namespace before returning."""
+
+    staging: str | None = None  # copies of unreadable files, made for a child that runs as nobody
+
+    def kill(self) -> None:
+        # SIGKILL to the namespace's init (bwrap's pid 1) takes every process in it along; the
+        # outer bwrap reaps it and exits, so nothing is left running, orphaned or unreaped.
+        for pid in child_pids(self.proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        super().kill()
+        if self.staging:
+            shutil.rmtree(self.staging, ignore_errors=True)
+
+    def exit_description(self) -> str:
+        # bwrap exits with 128+N when the command died of signal N
+        code = self.proc.wait(timeout=5)
+        if code > 128:
+            try:
+                return f"was killed by signal {signal.Signals(code - 128).name}"
+            except ValueError:
+                pass
+        return super().exit_description()
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(p) for p in f.read().split()]
+    except OSError:
+        pass
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def tasks_of(uid: int) -> int:
+    """Threads (what RLIMIT_NPROC counts) of `uid` on this machine."""
+    count = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            if int(fields["Uid"].split()[0]) == uid:
+                count += int(fields["Threads"])
+        except (OSError, KeyError, ValueError):
+            pass
+    return count
+
+
+class Mounts:
+    """bwrap arguments for a filesystem built from an empty root, parents made world-searchable."""
+
+    def __init__(self, features: frozenset[str]) -> None:
+        self.features = features
+        self.args: list[str] = []
+        self.made: set[str] = {"/"}
+        self.mounted: list[str] = []
+
+    def _under_mount(self, path: str) -> bool:
+        return any(path == m or path.startswith(m.rstrip("/") + "/") for m in self.mounted)
+
+    def _parents(self, dest: str) -> None:
+        # bwrap would create missing parents mode 0700: unusable once the child is nobody
+        parts = Path(dest).parts
+        for i in range(2, len(parts)):
+            parent = str(Path(*parts[:i]))
+            if parent in self.made or self._under_mount(parent):
+                continue
+            if "--perms" in self.features:
+                self.args += ["--perms", "0755"]
+            self.args += ["--dir", parent]
+            self.made.add(parent)
+
+    def add(self, option: str, dest: str, *before: str, src: str | None = None) -> None:
+        self._parents(dest)
+        self.args += [*before, option, *([src] if src is not None else []), dest]
+        self.mounted.append(dest)
+        self.made.add(dest)
+
+
+def gpu_nodes() -> list[str]:
+    """NVIDIA device nodes to pass through (they appear only once the driver is loaded)."""
+    return sorted(glob.glob("/dev/nvidia*"))
+
+
+SYS_FOR_GPU = ("/sys/block", "/sys/bus", "/sys/class", "/sys/dev", "/sys/devices")  # as flatpak does
+
+
+def python_dirs() -> list[str]:
+    """Where this Python and its packages (torch, numpy) live: all the child needs to import."""
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+            os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))}
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        dirs.add(sysconfig.get_path(key))
+    for name in ("torch", "numpy"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            dirs.add(os.path.dirname(list(spec.submodule_search_locations)[0]))
+    for entry in os.environ.get("LD_LIBRARY_PATH", "").split(":"):
+        if os.path.isabs(entry):
+            dirs.add(entry)
+    out = set()
+    for d in dirs:
+        if d and os.path.isdir(d):
+            out.update({os.path.abspath(d), os.path.realpath(d)})
+    out.discard("/")
+    # nested ones are covered by their parent; /usr is mounted anyway
+    keep = sorted(out, key=len)
+    result: list[str] = []
+    for d in keep:
+        if any(d == p or d.startswith(p + "/") for p in [*result, *SYSTEM_DIRS]):
+            continue
+        result.append(d)
+    return result
+
+
+def readable_by_others(path: str) -> bool:
+    """Whether a uid that owns nothing here can read `path` (a file, or a folder and all in it)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if stat.S_ISREG(st.st_mode):
+        return bool(st.st_mode & stat.S_IROTH)
+    if not (st.st_mode & stat.S_IROTH and st.st_mode & stat.S_IXOTH):
+        return False
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            try:
+                mode = os.lstat(os.path.join(root, name)).st_mode
+            except OSError:
+                return False
+            if stat.S_ISLNK(mode):
+                continue
+            need = stat.S_IROTH | (stat.S_IXOTH if stat.S_ISDIR(mode) else 0)
+            if mode & need != need:
+                return False
+    return True
+
+
+class BwrapLauncher(SubprocessLauncher):
+    """Starts the child inside bubblewrap: no view of the machine beyond what the child needs."""
+
+    sandboxed = True
+    warning = None
+
+    def __init__(self, limits: Limits, found: Probe | None = None, *, max_processes: int = 32,
+                 scratch_mb: int = 256, extra_ro_binds: tuple[str, ...] = ()) -> None:
+        super().__init__(limits)
+        found = found or probe()
+        if not found.ok:
+            raise SandboxUnavailable(found.reason)
+        self.bwrap, self.mode, self.features = found.bwrap, found.mode, found.features
+        self.max_processes = max_processes
+        self.scratch_mb = scratch_mb
+        self.extra_ro_binds = tuple(extra_ro_binds)
+        self.gpu_nodes = gpu_nodes()
+        self.description = self.mode.description
+        self._local = threading.local()  # the staging folder of the spawn in progress, per thread
+
+    # -- the command ---------------------------------------------------------------------------
+
+    def command(self, argv: list[str], scratch: str, student_dir: str) -> list[str]:
+        def value_of(flag: str) -> str | None:
+            return argv[argv.index(flag) + 1] if flag in argv else None
+
+        student_file, helpers = value_of("--student"), value_of("--helpers")
+        visible = [str(CHILD_SCRIPT)] + ([helpers] if helpers else [])
+        # A folder that holds a course, kit itself or the suite (e.g. --path at the course root)
+        # would show the hidden checks and solutions: then only the student's file is visible.
+        show = student_dir
+        inside = [p for p in visible if p == student_dir or p.startswith(student_dir.rstrip("/") + "/")]
+        if student_file and (inside or os.path.exists(os.path.join(student_dir, "kit.toml"))):
+            show = student_file
+        ro = [(p, p) for p in visible] + [(show, show)]
+        if self.mode.drop_uid is not None:
+            ro = [(self._readable_copy(src), dest) for src, dest in ro]
+        return self.bwrap_args(scratch, ro) + self.trampoline(argv)
+
+    def trampoline(self, argv: list[str]) -> list[str]:
+        own, uid = self.max_processes, self.mode.drop_uid
+        if self.mode.own_userns:
+            shared = own
+        else:  # the limit counts every process of that uid on the machine
+            shared = tasks_of(uid if uid is not None else os.getuid()) + own
+        return [argv[0], "-P", "-s", "-c", TRAMPOLINE, str(shared), str(own),
+                str(uid if uid is not None else -1), *argv]
+
+    def bwrap_args(self, scratch: str, ro_binds: list[tuple[str, str]]) -> list[str]:
+        m = Mounts(self.features)
+        for d in SYSTEM_DIRS:
+            if os.path.islink(d):
+                m.add("--symlink", d, src=os.readlink(d))
+            elif os.path.isdir(d):
+                m.add("--ro-bind", d, src=d)
+        for name in ETC_FILES:
+            m.add("--ro-bind-try", f"/etc/{name}", src=f"/etc/{name}")
+        m.add("--proc", "/proc")
+        m.add("--dev", "/dev")
+        self.gpu_nodes = gpu_nodes()
+        for node in self.gpu_nodes:
+            m.add("--dev-bind", node, src=node)
+        if self.gpu_nodes:  # CUDA and NVML look up the devices in sysfs
+            for d in SYS_FOR_GPU:
+                m.add("--ro-bind-try", d, src=d)
+        for d in [*python_dirs(), *self.extra_ro_binds]:
+            m.add("--ro-bind", d, src=d)
+        if "--size" in self.features and self.mode.name != "user-setuid":
+            perms = ["--perms", "0777"] if "--perms" in self.features else []
+            m.add("--tmpfs", scratch, *perms, "--size", str(self.scratch_mb << 20))
+        else:
+            if self.mode.drop_uid is not None:
+                os.chown(scratch, self.mode.drop_uid, self.mode.drop_uid)
+            m.add("--bind", scratch, src=scratch)
+        for src, dest in sorted(ro_binds, key=lambda b: len(b[1])):
+            m.add("--ro-bind", dest, src=src)
+        return [self.bwrap, *self.mode.flags, "--die-with-parent", "--new-session", *m.args,
+                "--remount-ro", "/proc", "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", scratch,
+                "--setenv", "HOME", scratch, "--setenv", "TMPDIR", scratch, "--"]
+
+    def _readable_copy(self, path: str) -> str:
+        """`path` itself when uid nobody can read it, else a world-readable copy made for this child."""
+        if readable_by_others(path):
+            return path
+        staging = getattr(self._local, "staging", None)
+        if staging is None:
+            staging = self._local.staging = tempfile.mkdtemp(prefix="kit-staging-")
+            os.chmod(staging, 0o755)
+        dest = os.path.join(staging, str(len(os.listdir(staging))))
+        if os.path.isdir(path):
+            shutil.copytree(path, dest, symlinks=True)  # links stay links: never copy what one points at
+        else:
+            shutil.copyfile(path, dest)
+        for root, dirs, files in os.walk(dest):
+            os.chmod(root, 0o755)
+            for name in files:
+                if not os.path.islink(os.path.join(root, name)):
+                    os.chmod(os.path.join(root, name), 0o644)
+        return dest
+
+    # -- starting and stopping -----------------------------------------------------------------
+
+    def spawn(self, student_file: Path, helpers_file: Path | None, forbidden: list[str]) -> SandboxedChild:
+        self._local.staging = None
+        try:
+            child = super().spawn(student_file, helpers_file, forbidden)
+        except BaseException:
+            if self._local.staging:
+                shutil.rmtree(self._local.staging, ignore_errors=True)
+            raise
+        finally:
+            staging, self._local.staging = self._local.staging, None
+        fields = {f.name: getattr(child, f.name) for f in dataclasses.fields(ChildProcess)}
+        return SandboxedChild(**fields, staging=staging)
+
+    def apply_limits(self) -> None:
+        """Runs in the forked process before bwrap starts; everything in the sandbox inherits it."""
+        import resource
+
+        os.umask(0o022)
+        mb = 1 << 20
+        memory = self.limits.memory_mb * mb
+        # CUDA reserves huge address ranges it never touches: with a GPU, limit data, not addresses
+        memory_limit = resource.RLIMIT_DATA if self.gpu_nodes else resource.RLIMIT_AS
+        for limit, value in ((memory_limit, memory),
+                             (resource.RLIMIT_CPU, self.limits.cpu_seconds),
+                             (resource.RLIMIT_FSIZE, 256 * mb),
+                             (resource.RLIMIT_CORE, 0)):
+            try:
+                resource.setrlimit(limit, (value, value))
+            except (ValueError, OSError):
+                pass
+
+    def self_test(self) -> str | None:
+        """None when a sandboxed Python starts and finds torch; else what went wrong (one line)."""
+        scratch = tempfile.TemporaryDirectory(prefix="kit-probe-")
+        try:
+            check = ("import importlib.util as u, sys\n"
+                     "s = u.find_spec('torch')\n"
+                     "open(s.origin).close() if s else None\n"
+                     "open('probe', 'w').write('ok')\n")
+            argv = [sys.executable, "-P", "-s", "-c", check]
+            cmd = self.bwrap_args(scratch.name, []) + self.trampoline(argv)
+            out = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                 timeout=PROBE_TIMEOUT, env=child_env(), preexec_fn=self.apply_limits,
+                                 cwd=scratch.name)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return str(exc)
+        finally:
+            scratch.cleanup()
+        if out.returncode != 0:
+            lines = [line for line in (out.stderr or out.stdout).splitlines() if line.strip()]
+            return lines[-1] if lines else f"exit status {out.returncode}"
+        return None
