@@ -35,7 +35,8 @@ def default_submission(course: Course, assignment: str) -> Path:
 def check(assignment: str, path: Path | None, course_dir: Path | None, as_json: bool, junit_xml: Path | None,
           hidden: bool, keyword: str | None, verbose: bool) -> None:
     """Check your ASSIGNMENT (e.g. hw1) against PyTorch and print your score."""
-    from kit.grader.runner import make_runner
+    from kit.grader.runner import Limits, make_runner
+    from kit.grader.sandbox import make_launcher
 
     try:
         course = resolve_course(course_dir)
@@ -45,11 +46,15 @@ def check(assignment: str, path: Path | None, course_dir: Path | None, as_json: 
             raise SetupError(f"no folder {submission}")
     except SetupError as exc:
         raise click.UsageError(str(exc)) from None
-    runner = make_runner(submission, spec)
+    limits = Limits(check_timeout=spec.check_timeout, time_budget=spec.time_budget)
+    launcher = make_launcher(limits, require=False)  # bubblewrap if it works here, else a warning
+    runner = make_runner(submission, spec, limits=limits, launcher=launcher)
     runner.start()  # the child imports torch while we do the same
     from kit.grader.session import run_suite
 
     report = run_suite(spec, submission, runner=runner, hidden=hidden, keyword=keyword)
+    if launcher.warning:
+        report.notes.append(launcher.warning)
     if junit_xml:
         from kit.grader.formats import junit_xml as to_junit
 

@@ -78,6 +78,7 @@ class SubprocessLauncher:
     """Starts `python child.py` as a plain child process with resource limits."""
 
     sandboxed = False
+    warning: str | None = None  # one line the caller shows when the child runs less protected than it should
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -237,6 +238,10 @@ def make_runner(submission: Path, assignment: Assignment, limits: Limits | None 
                 launcher: SubprocessLauncher | None = None) -> Runner:
     """The runner for `assignment`'s file in the folder `submission`."""
     limits = limits or Limits(check_timeout=assignment.check_timeout, time_budget=assignment.time_budget)
+    if launcher is None:  # sandboxed when bubblewrap works here; else plain, with launcher.warning set
+        from .sandbox import make_launcher
+
+        launcher = make_launcher(limits, require=False)
     submission = submission.resolve()
     runner = Runner(submission / assignment.file, assignment.helpers_file, assignment.all_forbidden(),
                     limits=limits, launcher=launcher)
