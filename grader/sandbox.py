@@ -119,6 +119,8 @@ def bwrap_features(bwrap: str) -> frozenset[str]:
 @functools.lru_cache(maxsize=None)
 def probe(bwrap: str | None = None) -> Probe:
     """Find bwrap and a mode in which it runs this Python; once per process (cached)."""
+    if not sys.platform.startswith("linux"):
+        return Probe(None, None, reason=f"bubblewrap needs Linux, and this is {sys.platform}")
     path = bwrap or shutil.which("bwrap")
     if not path or not os.access(path, os.X_OK):
         return Probe(None, None, reason="bubblewrap (bwrap) is not installed")
@@ -155,7 +157,9 @@ def make_launcher(limits: Limits, require: bool, *, bwrap: str | None = None) ->
         raise SandboxUnavailable(f"no sandbox for student code: {found.reason}. To fix: {INSTALL_HINT}, "
                                  "or pass --unsafe-no-sandbox to run the code with resource limits only "
                                  "(only for code you trust).")
-    if found.bwrap is None:
+    if not sys.platform.startswith("linux"):
+        warning = f"no sandbox on {sys.platform} (bubblewrap needs Linux); your code runs with resource limits only"
+    elif found.bwrap is None:
         warning = ("no sandbox: bubblewrap not installed; your code runs with resource limits only "
                    "(to fix: `sudo apt-get install bubblewrap` or your system's equivalent)")
     else:
