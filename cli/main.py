@@ -8,6 +8,11 @@ from __future__ import annotations
 import click
 
 from .check import check
+from .collect import collect
+from .export import export
+from .feedback import feedback
+from .grade import grade
+from .gradescope import gradescope
 from .release import release
 
 
@@ -19,3 +24,8 @@ def main() -> None:
 
 main.add_command(check)
 main.add_command(release)
+main.add_command(collect)
+main.add_command(grade)
+main.add_command(export)
+main.add_command(feedback)
+main.add_command(gradescope)

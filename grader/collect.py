@@ -42,7 +42,7 @@ COLLECTED, REJECTED, SUPERSEDED, KEPT, IGNORED = "collected", "rejected", "super
 TIMESTAMP_FILE = "timestamp.txt"
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"  # what nbgrader writes
 # Student ids become folder names: letters, digits and a few separators, never a path.
-STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
+STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@+-]{0,127}")
 # Default: the student id is the start of the file name, up to the first `_`, space or dot-extension
 # (`jdoe.zip`, `jdoe_hw1.zip`, Canvas' `doejohn_12345_67890_hw1.zip`, `jdoe - hw1.zip`).
 DEFAULT_PATTERN = r"^(?P<student>[A-Za-z0-9][A-Za-z0-9.@+-]*?)(?:[_ ]|\.zip$)"

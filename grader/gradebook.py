@@ -1,0 +1,262 @@
+"""Grades in nbgrader's gradebook, so `nbgrader export` and formgrader see them.
+
+Mapping (one kit assignment = one nbgrader assignment):
+
+| kit | nbgrader |
+|---|---|
+| assignment `hw1` | `Assignment(name="hw1")` |
+| the graded file | one `Notebook` named after the assignment (`hw1`) |
+| component `MyLinear` | a `GradeCell(name="MyLinear", cell_type="code", max_score=its points)` |
+| a student's report | `SubmittedAssignment` + `SubmittedNotebook`; per component a `Grade` with `auto_score` = points earned, `needs_manual_grade=False` |
+
+So nbgrader's own sums give the total per assignment, and formgrader shows the score
+per component. A manual score set in formgrader wins over `auto_score` (nbgrader's
+rule), and kit never touches it.
+
+Next to nbgrader's tables kit keeps one of its own, `kit_result`: per (assignment,
+student) the content hash of the graded folder, the fingerprint of the checks, and
+the full report as JSON (for `kit feedback`). It is written in the **same
+transaction** as the grades, so the database never says "graded" for grades it does
+not hold, nor holds grades without knowing what they were for. `kit grade` reruns use
+it to skip what has not changed.
+
+Importing this module costs nothing; nbgrader (~2.7 s) is imported when a gradebook is opened.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .report import Report
+
+DEFAULT_DB = "gradebook.db"
+KIT_TABLE = "kit_result"
+
+
+def db_url(course_root: Path, db: str | None = None) -> str:
+    """`--db` as an SQLAlchemy URL: a URL as given, a plain path as SQLite, nothing as `<course>/gradebook.db`."""
+    if db and "://" in db:
+        return db
+    path = Path(db) if db else course_root / DEFAULT_DB
+    return f"sqlite:///{path.resolve()}"
+
+
+def peek_graded(url: str, assignment: str) -> dict[str, tuple[str, str]] | None:
+    """(content hash, checks hash) per graded student, read from a SQLite gradebook without importing
+    nbgrader (so `kit grade` can start its workers before paying for that import); None when it cannot tell."""
+    import os
+    import sqlite3
+    from urllib.parse import quote
+
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///")
+    if not os.path.exists(path):
+        return {}
+    try:
+        con = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return None
+    try:
+        rows = con.execute(
+            f"SELECT k.student, k.content_hash, k.suite_hash FROM {KIT_TABLE} k "
+            "JOIN assignment a ON a.name = k.assignment "
+            "JOIN submitted_assignment s ON s.assignment_id = a.id AND s.student_id = k.student "
+            "WHERE k.assignment = ?", (assignment,)).fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        con.close()
+    return {student: (content, checks) for student, content, checks in rows}
+
+
+def _alembic_on_path() -> None:
+    """nbgrader runs the `alembic` command to stamp a new database; find it next to this Python
+    when the virtual environment is not activated (e.g. `/path/to/venv/bin/kit grade`)."""
+    import os
+    import shutil
+    import sys
+
+    if shutil.which("alembic") is None:
+        bindir = os.path.dirname(sys.executable)
+        if os.path.exists(os.path.join(bindir, "alembic")):
+            os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+@dataclass
+class Stored:
+    """What kit knows about one graded submission."""
+
+    student: str
+    content_hash: str
+    suite_hash: str
+    score: float
+    max_score: float
+    report: dict
+    graded_at: str
+
+
+def _kit_table():
+    from sqlalchemy import Column, Float, MetaData, String, Table, Text
+
+    meta = MetaData()
+    table = Table(KIT_TABLE, meta,
+                  Column("assignment", String(128), primary_key=True),
+                  Column("student", String(128), primary_key=True),
+                  Column("content_hash", String(64), nullable=False),
+                  Column("suite_hash", String(64), nullable=False),
+                  Column("score", Float, nullable=False),
+                  Column("max_score", Float, nullable=False),
+                  Column("report", Text, nullable=False),
+                  Column("graded_at", String(40), nullable=False))
+    return meta, table
+
+
+class Gradebook:
+    """nbgrader's gradebook plus kit's `kit_result` table, one transaction per submission."""
+
+    def __init__(self, url: str) -> None:
+        from nbgrader.api import Gradebook as NbGradebook
+
+        _alembic_on_path()
+        self.url = url
+        self.nb = NbGradebook(url)
+        self.db = self.nb.db
+        meta, self.table = _kit_table()
+        meta.create_all(bind=self.nb.engine)
+        self.max_changes: list[str] = []  # components whose max score this run changed
+
+    def close(self) -> None:
+        self.nb.close()
+
+    def __enter__(self) -> Gradebook:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def stored(self, assignment: str) -> dict[str, Stored]:
+        """kit's record of every graded submission of `assignment` whose grades nbgrader still holds."""
+        from nbgrader.api import Assignment, Student, SubmittedAssignment
+        from sqlalchemy import select
+
+        present = {sid for (sid,) in self.db.query(Student.id)
+                   .join(SubmittedAssignment, SubmittedAssignment.student_id == Student.id)
+                   .join(Assignment, Assignment.id == SubmittedAssignment.assignment_id)
+                   .filter(Assignment.name == assignment)}
+        rows = self.db.execute(select(self.table).where(self.table.c.assignment == assignment)).all()
+        out = {}
+        for row in rows:
+            if row.student not in present:
+                continue
+            out[row.student] = Stored(row.student, row.content_hash, row.suite_hash, row.score, row.max_score,
+                                      json.loads(row.report), row.graded_at)
+        return out
+
+    def scores(self, assignment: str) -> dict[str, tuple[float, float, datetime | None]]:
+        """nbgrader's (score, max score, submission time) per student for `assignment`: manual grades included."""
+        from nbgrader.api import Assignment, SubmittedAssignment
+
+        out = {}
+        for sub in (self.db.query(SubmittedAssignment).join(Assignment)
+                    .filter(Assignment.name == assignment)):
+            out[sub.student_id] = (float(sub.score), float(sub.max_score), sub.timestamp)
+        return out
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def record(self, assignment: str, student: str, report: Report, *, content_hash: str, suite_hash: str,
+               timestamp: datetime | None = None) -> None:
+        """Write one submission's grades and kit's record of them, in one transaction."""
+        from nbgrader.api import (Assignment, Grade, GradeCell, Notebook, Student, SubmittedAssignment,
+                                  SubmittedNotebook)
+        from sqlalchemy import delete, insert
+
+        db = self.db
+        try:
+            a = db.query(Assignment).filter(Assignment.name == assignment).one_or_none()
+            if a is None:
+                a = Assignment(name=assignment, course_id=self.nb.course_id)
+                db.add(a)
+            nb = db.query(Notebook).filter(Notebook.assignment == a, Notebook.name == assignment).one_or_none()
+            if nb is None:
+                nb = Notebook(name=assignment, assignment=a)
+                db.add(nb)
+            cells = {c.name: c for c in db.query(GradeCell).filter(GradeCell.notebook == nb)}
+            earned = report.components()
+            for component, (_, top) in earned.items():
+                cell = cells.get(component)
+                if cell is None:
+                    cell = cells[component] = GradeCell(name=component, notebook=nb, max_score=top, cell_type="code")
+                    db.add(cell)
+                elif abs(cell.max_score - top) > 1e-9:
+                    self.max_changes.append(f"{assignment}/{component}: max score {cell.max_score:g} -> {top:g}")
+                    cell.max_score = top
+            s = db.get(Student, student)
+            if s is None:
+                s = Student(id=student)
+                db.add(s)
+            sub = (db.query(SubmittedAssignment)
+                   .filter(SubmittedAssignment.assignment == a, SubmittedAssignment.student == s).one_or_none())
+            if sub is None:
+                sub = SubmittedAssignment(assignment=a, student=s)
+                db.add(sub)
+            sub.timestamp = timestamp
+            snb = next((n for n in sub.notebooks if n.notebook is nb), None)
+            if snb is None:
+                snb = SubmittedNotebook(notebook=nb, assignment=sub)
+                db.add(snb)
+            grades = {g.cell.name: g for g in snb.grades if g.cell is not None}
+            for name, cell in cells.items():
+                grade = grades.get(name)
+                if grade is None:
+                    grade = Grade(cell=cell, notebook=snb)
+                    db.add(grade)
+                grade.auto_score = round(earned.get(name, (0.0, 0.0))[0], 6)
+                grade.needs_manual_grade = False
+            db.execute(delete(self.table).where(self.table.c.assignment == assignment,
+                                                self.table.c.student == student))
+            db.execute(insert(self.table).values(
+                assignment=assignment, student=student, content_hash=content_hash, suite_hash=suite_hash,
+                score=report.score, max_score=report.max_score, report=json.dumps(report.to_json()),
+                graded_at=datetime.now(timezone.utc).isoformat(timespec="seconds")))
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+
+    # -- export ----------------------------------------------------------------------------------
+
+    def export_rows(self, assignments: list[str] | None = None, students: list[str] | None = None) -> list[dict]:
+        """One row per student and assignment, like `nbgrader export` (no submission: score 0)."""
+        from nbgrader.api import MissingEntry
+
+        rows = []
+        for a in self.nb.assignments:
+            if assignments and a.name not in assignments:
+                continue
+            cells = [c.name for nb in a.notebooks for c in nb.grade_cells]
+            for s in self.nb.students:
+                if students and s.id not in students:
+                    continue
+                row = {"assignment": a.name, "student_id": s.id, "last_name": s.last_name or "",
+                       "first_name": s.first_name or "", "email": s.email or "", "timestamp": "",
+                       "raw_score": 0.0, "late_submission_penalty": 0.0, "score": 0.0,
+                       "max_score": float(a.max_score), "components": {c: 0.0 for c in cells}}
+                try:
+                    sub = self.nb.find_submission(a.name, s.id)
+                except MissingEntry:
+                    rows.append(row)
+                    continue
+                penalty = sub.late_submission_penalty or 0.0
+                row.update(timestamp=str(sub.timestamp or ""), raw_score=float(sub.score),
+                           late_submission_penalty=float(penalty), score=max(0.0, float(sub.score) - penalty))
+                for nb in sub.notebooks:
+                    for g in nb.grades:
+                        row["components"][g.cell.name] = float(g.score)
+                rows.append(row)
+        return rows
