@@ -6,9 +6,9 @@ Hidden checks never leak through these formats: a hidden check appears with its 
 component, points and verdict only (`CheckResult.public_view`), never with its
 message, inputs or what the student's code printed.
 
-`python -m kit.grader.formats classroom REPORT.json` prints the GitHub Classroom
-reporter's payload (base64 JSON) for a `kit check --json` report; the classroom
-workflow uses it.
+`python -m kit.grader.formats {classroom|junit|gradescope|markdown} REPORT.json`
+converts a `kit check --json` report; the classroom workflow uses `classroom` (the GitHub
+Classroom reporter's payload, base64 JSON) and `markdown` (the job summary).
 """
 from __future__ import annotations
 
@@ -143,6 +143,9 @@ def gradescope_results(report: Report, *, execution_time: float | None = None,
 
 # -- GitHub Classroom -----------------------------------------------------------------------------
 
+MESSAGE_LIMIT = 4000  # per check, in the classroom payload (it travels through a step output)
+
+
 def classroom_results(report: Report) -> dict:
     """The payload GitHub Classroom's autograding reporter reads (`<RUNNER>_RESULTS`, base64 of this JSON)."""
     tests = []
@@ -154,7 +157,7 @@ def classroom_results(report: Report) -> dict:
             "name": f"{c.component}: {c.id}",
             "status": "pass" if c.status == PASSED else ("fail" if c.status == FAILED else "error"),
             "score": c.points,
-            "message": _ANSI.sub("", c.message),
+            "message": _ANSI.sub("", c.message)[:MESSAGE_LIMIT],
             "line_no": 0,
             "execution_time": f"{c.duration:.3f}s",
         })
@@ -232,8 +235,8 @@ def _is_number(text: str) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if len(argv) != 2 or argv[0] not in ("classroom", "junit", "gradescope"):
-        print("usage: python -m kit.grader.formats {classroom|junit|gradescope} REPORT.json", file=sys.stderr)
+    if len(argv) != 2 or argv[0] not in ("classroom", "junit", "gradescope", "markdown"):
+        print("usage: python -m kit.grader.formats {classroom|junit|gradescope|markdown} REPORT.json", file=sys.stderr)
         return 2
     with open(argv[1]) as f:
         report = Report.from_json(json.load(f))
@@ -241,8 +244,12 @@ def main(argv: list[str] | None = None) -> int:
         print(classroom_payload(report))
     elif argv[0] == "junit":
         sys.stdout.write(junit_xml(report))
-    else:
+    elif argv[0] == "gradescope":
         print(json.dumps(gradescope_results(report), indent=2))
+    else:  # the student's feedback page, e.g. for a CI job summary
+        from .feedback import render_markdown
+
+        sys.stdout.write(render_markdown(report, "you"))
     return 0
 
 

@@ -176,3 +176,36 @@ def test_feedback_html_is_escaped_and_hides_hidden_ones(tmp_path):
     written = write_feedback(report, "ann", tmp_path / "ann" / "hw1")
     assert [p.name for p in written] == ["feedback.md", "feedback.html"]
     assert all(SECRET not in p.read_text() for p in written)
+
+
+# -- the GitHub Classroom workflow -------------------------------------------------------------------------
+
+def test_classroom_workflow_grades_a_bundle(course, tmp_path):
+    """Runs the workflow's `kit check` step, as written, in a released bundle holding the solution."""
+    import os
+    import shutil
+
+    import yaml
+
+    from kit.grader.release import write_bundle
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "classroom.yml").read_text())
+    steps = {s.get("id"): s for s in workflow["jobs"]["autograding"]["steps"]}
+    reporter = next(s for s in workflow["jobs"]["autograding"]["steps"] if "grading-reporter" in s.get("uses", ""))
+    assert reporter["with"]["runners"] == "kit" and "KIT_RESULTS" in reporter["env"]
+
+    spec = course.assignment("hw1")
+    repo = tmp_path / "repo"
+    write_bundle(course, spec, repo)
+    shutil.copyfile(ROOT / "solutions" / "hw1" / spec.file, repo / "hw1" / spec.file)
+    output, summary = tmp_path / "output", tmp_path / "summary.md"
+    env = {**os.environ, "ASSIGNMENT": "hw1", "GITHUB_OUTPUT": str(output), "GITHUB_STEP_SUMMARY": str(summary),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    run = subprocess.run(["bash", "-e", "-c", steps["kit"]["run"]], cwd=repo, env=env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    result = output.read_text().strip().removeprefix("result=")
+    data = json.loads(base64.b64decode(result))
+    assert data["status"] == "pass" and data["max_score"] > 0
+    assert sum(t["score"] for t in data["tests"]) == data["max_score"]
+    assert "**Score: " in summary.read_text()
+    ET.parse(repo / "kit-junit.xml")
