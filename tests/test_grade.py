@@ -184,8 +184,12 @@ def hand_in(course: Path, members: list[Member], downloads: Path | None = None) 
             (folder / FILE).write_text(text_of(m))
 
 
+# expected scores are those of a machine without CUDA (GPU checks skipped): hide any GPU
+CPU_ONLY = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+
+
 def kit(*args: str, cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([KIT, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([KIT, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=CPU_ONLY)
 
 
 def gradebook_state(db: Path) -> dict[str, dict]:
@@ -450,7 +454,7 @@ def test_kill_9_mid_run_then_rerun_gives_the_same_gradebook(graded, tmp_path):
     hand_in(course, members)
     db = course / "gradebook.db"
     proc = subprocess.Popen([KIT, "grade", "hw1", "-j", "2", *GRADE_FLAGS], cwd=course, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=CPU_ONLY)
     deadline = time.monotonic() + 240
     while graded_rows(db) < 3 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -544,7 +548,7 @@ def test_grade_refuses_to_run_without_a_sandbox(tmp_path):
     empty = tmp_path / "bin"
     empty.mkdir()
     run = subprocess.run([KIT, "grade", "hw1"], cwd=course, capture_output=True, text=True,
-                         env={**os.environ, "PATH": str(empty)})
+                         env={**CPU_ONLY, "PATH": str(empty)})
     assert run.returncode == 2, run.stdout + run.stderr
     assert "--unsafe-no-sandbox" in run.stderr
     assert not (course / "gradebook.db").exists()
@@ -584,6 +588,12 @@ def test_gradebook_records_atomically_and_forgets_what_nbgrader_lost(tmp_path):
             book.record("hw1", "cy", report, content_hash="h4", suite_hash="s1")
         book.db.commit = original
         assert "cy" not in book.stored("hw1") and "cy" not in book.scores("hw1")
+        # what formgrader's views are built from
+        dicts = {d["student"]: d for d in book.nb.submission_dicts("hw1")}
+        assert dicts["ann"]["score"] == 5.0 and dicts["ann"]["max_score"] == 5.0
+        assert not dicts["ann"]["needs_manual_grade"]
+        cells = {d["student"]: d for d in book.nb.notebook_submission_dicts("hw1", "hw1")}
+        assert cells["bob"]["failed_tests"] and cells["bob"]["score"] == 2.0
         book.nb.remove_submission("hw1", "bob")
         assert sorted(book.stored("hw1")) == ["ann"]  # bob's grades are gone: regrade him
         rows = book.export_rows()
