@@ -574,13 +574,20 @@ def _newest_per_student(candidates: list[Candidate]) -> list[Candidate]:
         by_student.setdefault(cand.student, []).append(cand)
     chosen = []
     for student, group in sorted(by_student.items()):
-        group.sort(key=lambda c: (c.timestamp or datetime.min, c.path.name), reverse=True)
+        group.sort(key=lambda c: (c.timestamp or datetime.min, _mtime(c.path), c.path.name), reverse=True)
         best = group[0]
         for other in group[1:]:
             other.entry.status = SUPERSEDED
             other.entry.reasons.append(f"older than {best.path.name} ({best.entry.timestamp or 'no time'})")
         chosen.append(best)
     return chosen
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _collect_one(cand: Candidate, assignment: str, filename: str, dest_root: Path, limits: ArchiveLimits) -> None:
