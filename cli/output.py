@@ -24,7 +24,7 @@ def print_report(report: Report, *, submission: Path | None = None, verbose: boo
     table.add_column("result", ratio=1, overflow="fold")
     for c in report.checks:
         mark, style = STYLE[c.status]
-        first = c.message.splitlines()[0] if c.message else (c.description if verbose or c.status == PASSED else "")
+        first = c.message.splitlines()[0] if c.message else (c.description if verbose else "")
         points = "" if c.status == SKIPPED else f"{c.points:g}/{c.max_points:g}"
         table.add_row(Text(mark, style=style), c.id + (" (hidden)" if c.hidden else ""), c.component, points,
                       Text(first if len(first) < 90 else first[:87] + "...", style="dim" if c.status == PASSED else ""))

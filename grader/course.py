@@ -36,12 +36,14 @@ class Assignment:
         return sorted({name for names in self.forbidden.values() for name in names})
 
     def suite_files(self, hidden: bool) -> list[Path]:
-        files = sorted(self.suite_dir.glob("test_*.py"))
+        # public checks first, so a hidden check never runs before a public one in the same child
+        files = sorted(self.suite_dir.glob("test_*.py"), key=lambda f: (is_hidden_file(f), f.name))
         return [f for f in files if hidden or not is_hidden_file(f)]
 
 
 def load_assignment(suite_dir: Path) -> Assignment:
     """The assignment whose suite lives in `suite_dir` (named after the folder)."""
+    suite_dir = suite_dir.resolve()  # the child runs elsewhere: every path it is given is absolute
     data = tomllib.loads((suite_dir / ASSIGNMENT_FILE).read_text())
     components = data.get("components", {})
     return Assignment(
@@ -84,6 +86,7 @@ def find_course(start: Path | None = None) -> Course:
 
 
 def load_course(root: Path) -> Course:
+    root = root.resolve()
     data = tomllib.loads((root / COURSE_FILE).read_text()).get("course", {})
     solutions = data.get("solutions")
     return Course(root=root, name=data.get("name", root.name), suites=root / data.get("suites", "suites"),

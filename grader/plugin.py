@@ -75,7 +75,7 @@ class KitSession:
         self.limits = limits
         self.results: list[CheckResult] = []
         self.remotes: dict[str, Remote] = {}
-        self.static_hits: list[Hit] = []
+        self.static_hits: list[Hit] | None = None  # the AST scan, once per submission
         self.runtime_hits: dict[str, list[str]] = {}  # component -> names
         self.notes: list[str] = []
         self._cuda: bool | None = None
@@ -87,8 +87,9 @@ class KitSession:
             self.assignment = load_assignment(Path(item.path).parent)
         if self.runner is None:
             self.runner = make_runner(self.submission, self.assignment, self.limits)
-        if not self.static_hits and self.runner.student_file.exists():
-            self.static_hits = scan_file(self.runner.student_file, self.assignment.all_forbidden())
+        if self.static_hits is None:
+            student_file = self.runner.student_file
+            self.static_hits = scan_file(student_file, self.assignment.all_forbidden()) if student_file.exists() else []
 
     def remote_for(self, item: pytest.Item) -> Remote:
         key = item.nodeid
@@ -171,7 +172,7 @@ class KitSession:
     def forbidden_by_component(self) -> dict[str, list[str]]:
         """component -> why it scores zero ("*" for every component)."""
         found: dict[str, list[str]] = {}
-        for hit in self.static_hits:
+        for hit in self.static_hits or []:
             where = f"{hit.name} (line {hit.line}: {hit.spelled})"
             found.setdefault(hit.component or "*", []).append(where)
         for component, names in self.runtime_hits.items():
