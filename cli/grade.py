@@ -33,9 +33,12 @@ def fail_setup(message: str) -> None:
               help="Grade without bubblewrap (resource limits only). Only for code you trust.")
 @click.option("--course", "course_dir", type=click.Path(file_okay=False, exists=True, path_type=Path),
               help="Course folder holding kit.toml (default: the current folder or above).")
+@click.option("--no-fork-server", is_flag=True,
+              help="Start each submission's child from scratch (slower) instead of forking a warm one.")
 @click.option("-v", "--verbose", is_flag=True, help="Also list every student's score.")
 def grade(assignment: str, submitted: Path | None, jobs: int | None, db: str | None, as_json: bool, force: bool,
-          students: tuple[str, ...], unsafe_no_sandbox: bool, course_dir: Path | None, verbose: bool) -> None:
+          students: tuple[str, ...], unsafe_no_sandbox: bool, course_dir: Path | None, no_fork_server: bool,
+          verbose: bool) -> None:
     """Grade every submission of ASSIGNMENT (public and hidden checks) into the gradebook.
 
     SUBMITTED holds nbgrader's layout, SUBMITTED/<student>/ASSIGNMENT/ (default:
@@ -44,7 +47,8 @@ def grade(assignment: str, submitted: Path | None, jobs: int | None, db: str | N
     checks have not changed, so an interrupted run just continues.
     """
     try:
-        run_grade(assignment, submitted, jobs, db, as_json, force, students, unsafe_no_sandbox, course_dir, verbose)
+        run_grade(assignment, submitted, jobs, db, as_json, force, students, unsafe_no_sandbox, course_dir,
+                  not no_fork_server, verbose)
     except KeyboardInterrupt:  # before or after the grading loop (the loop handles its own)
         Console(stderr=True).print(Text("interrupted: whatever was graded is saved; run the same command again "
                                         "to continue.", style="bold yellow"))
@@ -52,7 +56,8 @@ def grade(assignment: str, submitted: Path | None, jobs: int | None, db: str | N
 
 
 def run_grade(assignment: str, submitted: Path | None, jobs: int | None, db: str | None, as_json: bool, force: bool,
-              students: tuple[str, ...], unsafe_no_sandbox: bool, course_dir: Path | None, verbose: bool) -> None:
+              students: tuple[str, ...], unsafe_no_sandbox: bool, course_dir: Path | None, fork_server: bool,
+              verbose: bool) -> None:
     from kit.grader.grading import check_sandbox, default_jobs, find_submissions, suite_hash
     from kit.grader.runner import Limits
 
@@ -89,7 +94,8 @@ def run_grade(assignment: str, submitted: Path | None, jobs: int | None, db: str
     peek = peek_graded(url, spec.name)
     likely = len(subs) if peek is None or force else sum(
         1 for s in subs if peek.get(s.student) != (s.content_hash, checks_hash))
-    pool = WorkerPool(min(jobs or default_jobs(), max(1, likely)), require_sandbox=not unsafe_no_sandbox)
+    pool = WorkerPool(min(jobs or default_jobs(), max(1, likely)), require_sandbox=not unsafe_no_sandbox,
+                      fork_server=fork_server)
     try:
         if likely:
             pool.start()

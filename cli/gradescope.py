@@ -31,8 +31,8 @@ def gradescope(assignment: str, path: Path | None, out: Path | None, public_only
     """Grade ASSIGNMENT for Gradescope: every check (hidden ones included) into results.json."""
     from kit.grader.collect import locate_submission
     from kit.grader.formats import gradescope_results
-    from kit.grader.grading import make_launcher
     from kit.grader.runner import Limits, make_runner
+    from kit.grader.sandbox import make_launcher
 
     started = time.monotonic()
     try:
@@ -54,7 +54,7 @@ def gradescope(assignment: str, path: Path | None, out: Path | None, public_only
     from kit.grader.session import run_suite
 
     report = run_suite(spec, submission, runner=runner, hidden=not public_only)
-    if getattr(launcher, "warning", None):
+    if launcher.warning:
         report.notes.append(launcher.warning)
     results = gradescope_results(report, execution_time=time.monotonic() - started,
                                  hidden_visibility=hidden_visibility)

@@ -99,7 +99,10 @@ class Guard:
                 continue
             self.patched.add(name)
             if name.startswith("aten."):
-                self.aten[getattr(torch.ops.aten, name[5:])] = name
+                try:
+                    self.aten[getattr(torch.ops.aten, name[5:])] = name
+                except (AttributeError, RuntimeError):  # an op this torch does not have cannot be called
+                    pass
                 continue
             obj = resolve(name)
             if obj is None:
@@ -160,7 +163,10 @@ class Guard:
 def resolve(dotted: str):
     """torch.nn.functional.linear -> the object, or None when this torch has no such thing."""
     parts = dotted.split(".")
-    obj = sys.modules.get(parts[0]) or importlib.import_module(parts[0])
+    try:
+        obj = sys.modules.get(parts[0]) or importlib.import_module(parts[0])
+    except ImportError:
+        return None
     for part in parts[1:]:
         try:
             obj = getattr(obj, part)
@@ -344,8 +350,13 @@ class Runtime:
         return reply
 
     def describe(self, exc: BaseException, index: int) -> dict:
-        frames = [f for f in traceback.extract_tb(exc.__traceback__)
-                  if os.path.realpath(f.filename).startswith(self.student_dir + os.sep)]
+        # only the student's frames, named relative to their folder: the same text wherever the file ran
+        frames = []
+        for f in traceback.extract_tb(exc.__traceback__):
+            path = os.path.realpath(f.filename)
+            if path.startswith(self.student_dir + os.sep):
+                frames.append(traceback.FrameSummary(os.path.relpath(path, self.student_dir), f.lineno, f.name,
+                                                     line=f.line))
         text = "".join(traceback.format_list(frames)) if frames else ""
         return {"op": index, "type": type(exc).__name__, "types": [c.__name__ for c in type(exc).__mro__],
                 "message": str(exc)[:2000], "traceback": text[-4000:]}
@@ -454,16 +465,217 @@ def serve(rfd: int, wfd: int, student_file: str, helpers_file: str | None, forbi
         write_message(wfd, reply)
 
 
+# --- the fork server ---------------------------------------------------------------------------
+#
+# A zygote is this script started once, with torch imported, that forks a fresh child per
+# submission: the child skips the second-long torch import. The zygote never holds student
+# data (the child reads its files from its own pipe after the fork, so a later child
+# cannot find an earlier student's code in inherited memory), cannot be ptraced by its
+# children (not dumpable), and after each child it kills whatever that child left running
+# and empties the scratch area, so the next child starts from exactly the same state.
+
+MAX_FILES = 64  # files a forked child accepts from the grader
+
+
+def threads() -> int:
+    """Threads of this process: forking is only safe when there is exactly one."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return 1
+
+
+def send_control(sock, obj, fds: list[int] = ()) -> None:
+    import socket
+
+    data = encode(obj)
+    socket.send_fds(sock, [data[:HEADER.size]], list(fds)) if fds else sock.sendall(data[:HEADER.size])
+    sock.sendall(data[HEADER.size:])
+
+
+def recv_control(sock, deadline: float | None = None) -> tuple[object, list[int]]:
+    """One framed message and the descriptors sent with its first bytes; ChannelClosed at EOF."""
+    import socket
+
+    if deadline is not None and not select.select([sock], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        raise TimeoutError
+    head, fds, _, _ = socket.recv_fds(sock, HEADER.size, 4)
+    if not head:
+        raise ChannelClosed
+    while len(head) < HEADER.size:
+        more = sock.recv(HEADER.size - len(head))
+        if not more:
+            raise ChannelClosed
+        head += more
+    (size,) = HEADER.unpack(head)
+    body = read_exact(sock.fileno(), size, deadline)
+    return decode(body), fds
+
+
+def wipe(folder: str) -> None:
+    """Empty `folder`, whatever permissions a child left on what it made there."""
+    import shutil
+
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        for root, dirs, _ in os.walk(path):
+            for d in dirs:
+                try:
+                    os.chmod(os.path.join(root, d), 0o700)
+                except OSError:
+                    pass
+        try:
+            os.chmod(path, 0o700)
+        except OSError:
+            pass
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+
+
+def describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"was killed by signal {signal_name(os.WTERMSIG(status))}"
+    return f"exited with status {os.waitstatus_to_exitcode(status)}"
+
+
+def signal_name(number: int) -> str:
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return str(number)
+
+
+class Zygote:
+    """Forks one child at a time on request; see the comment above."""
+
+    def __init__(self, sock, scratch_root: str, helpers_file: str | None, own_pid_namespace: bool) -> None:
+        self.sock, self.scratch_root = sock, scratch_root
+        self.helpers_file, self.own_pid_namespace = helpers_file, own_pid_namespace
+        self.pid: int | None = None
+        self.status: int | None = None
+
+    def run(self) -> None:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: children cannot ptrace or read our memory
+        send_control(self.sock, {"ready": True, "threads": threads()})
+        while True:
+            try:
+                msg, fds = recv_control(self.sock)
+            except ChannelClosed:
+                self.finish()
+                return
+            op = msg["op"]
+            if op == "spawn":
+                reply = self.spawn(msg, fds)
+            elif op == "wait":
+                reply = {"status": self.wait(msg.get("timeout", 5.0))}
+            elif op == "kill":
+                reply = {"status": self.finish()}
+            else:
+                reply = {"error": f"unknown operation {op!r}"}
+            send_control(self.sock, reply)
+
+    def spawn(self, msg: dict, fds: list[int]) -> dict:
+        self.finish()
+        if threads() != 1:  # a thread pool here would be copied without its threads: a deadlock waiting
+            for fd in fds:
+                os.close(fd)
+            return {"error": f"the fork server has {threads()} threads; forking it is not safe"}
+        rfd, wfd = fds
+        pid = os.fork()
+        if pid == 0:
+            try:
+                self.sock.close()
+                become_child(rfd, wfd, self.scratch_root, self.helpers_file, msg["forbidden"])
+            finally:
+                os._exit(0)
+        os.close(rfd)
+        os.close(wfd)
+        self.pid, self.status = pid, None
+        return {"pid": pid}
+
+    def wait(self, timeout: float) -> str | None:
+        """How the current child ended, waiting up to `timeout` s; None if it is still running."""
+        if self.pid is None:
+            return None if self.status is None else describe_status(self.status)
+        deadline = time.monotonic() + timeout
+        while True:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.pid, self.status = None, status
+                return describe_status(status)
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.005)
+
+    def finish(self) -> str | None:
+        """Kill the current child and everything it started, reap it, empty the scratch area."""
+        import signal
+
+        ended = self.wait(0)
+        if self.pid is not None:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            ended = self.wait(10.0)
+        if self.own_pid_namespace:  # whatever escaped the session (setsid daemons): all but us and init
+            for _ in range(100):
+                try:
+                    os.kill(-1, signal.SIGKILL)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.001)
+        wipe(self.scratch_root)
+        return ended
+
+
+def become_child(rfd: int, wfd: int, scratch_root: str, helpers_file: str | None, forbidden: list[str]) -> None:
+    """In the fresh fork: take the submission's files from the grader, then serve like a started child."""
+    import tempfile
+
+    os.setsid()
+    scratch = tempfile.mkdtemp(dir=scratch_root)
+    os.environ.update(HOME=scratch, TMPDIR=scratch)
+    tempfile.tempdir = None
+    first = read_message(rfd)
+    folder = os.path.join(scratch, "submission")
+    os.mkdir(folder)
+    for rel, data in list(first["files"].items())[:MAX_FILES]:
+        path = os.path.normpath(os.path.join(folder, rel))
+        if not path.startswith(folder + os.sep):
+            continue
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+    serve(rfd, wfd, os.path.join(folder, first["student"]), helpers_file, forbidden, scratch)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--fds", required=True, help="read,write pipe descriptors")
-    parser.add_argument("--student", required=True, help="the student's .py file")
+    parser.add_argument("--fds", help="read,write pipe descriptors")
+    parser.add_argument("--student", help="the student's .py file")
     parser.add_argument("--helpers", help="the suite's remote.py")
     parser.add_argument("--forbid", action="append", default=[])
     parser.add_argument("--scratch", required=True)
+    parser.add_argument("--zygote", type=int, metavar="FD", help="be a fork server on this socket")
+    parser.add_argument("--own-pid-namespace", action="store_true", help="the zygote may kill(-1) after a child")
     args = parser.parse_args(argv)
-    rfd, wfd = (int(x) for x in args.fds.split(","))
-    serve(rfd, wfd, args.student, args.helpers, args.forbid, args.scratch)
+    if args.zygote is not None:
+        import socket
+
+        Zygote(socket.socket(fileno=args.zygote), args.scratch, args.helpers, args.own_pid_namespace).run()
+    else:
+        rfd, wfd = (int(x) for x in args.fds.split(","))
+        serve(rfd, wfd, args.student, args.helpers, args.forbid, args.scratch)
     os._exit(0)  # skip interpreter teardown: student objects may misbehave in __del__
 
 

@@ -136,17 +136,23 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _terminate(signum, frame) -> None:
-    runner = _current_runner
-    if runner is not None:
+    for resource in [_current_runner, *_launchers.values()]:
         try:
-            runner.close()
+            if resource is not None and hasattr(resource, "close"):
+                resource.close()
         except Exception:  # noqa: BLE001
             pass
     os._exit(128 + signum)
 
 
-def init_worker(parent: int) -> None:
+_fork_server = True  # set by init_worker: fork each child from a warm zygote (see forkserver.py)
+_launchers: dict = {}  # this worker's launcher per (limits, require_sandbox): the zygote outlives a submission
+
+
+def init_worker(parent: int, fork_server: bool = True) -> None:
     """Runs once in each worker: signals, then the heavy imports, so each task starts warm."""
+    global _fork_server
+    _fork_server = fork_server
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminate)
     _die_with_parent(parent)
@@ -157,19 +163,19 @@ def init_worker(parent: int) -> None:
     from . import session  # noqa: F401
 
 
-def make_launcher(limits, require: bool):
-    """The sandbox's launcher; before grader/sandbox.py existed, the plain one (require=True then fails)."""
-    try:
-        from .sandbox import make_launcher as sandbox_launcher
-    except ImportError:
-        from .runner import SubprocessLauncher
+def worker_launcher(limits, require_sandbox: bool):
+    """The launcher this worker reuses for every submission: a fork server unless turned off."""
+    from .sandbox import make_launcher
 
-        if require:
-            raise RuntimeError("this kit has no sandbox (grader/sandbox.py is missing)") from None
-        launcher = SubprocessLauncher(limits)
-        launcher.warning = "no sandbox: student code runs with resource limits only"
-        return launcher
-    return sandbox_launcher(limits, require=require)
+    key = (repr(limits), require_sandbox)
+    if key not in _launchers:
+        launcher = make_launcher(limits, require=require_sandbox)
+        if _fork_server:
+            from .forkserver import ForkLauncher
+
+            launcher = ForkLauncher(launcher)
+        _launchers[key] = launcher
+    return _launchers[key]
 
 
 def grade_one(suite_dir: str, submission: str, require_sandbox: bool) -> dict:
@@ -181,26 +187,28 @@ def grade_one(suite_dir: str, submission: str, require_sandbox: bool) -> dict:
 
     spec = load_assignment(Path(suite_dir))
     limits = Limits(check_timeout=spec.check_timeout, time_budget=spec.time_budget)
-    launcher = make_launcher(limits, require_sandbox)
+    launcher = worker_launcher(limits, require_sandbox)
     runner = make_runner(Path(submission), spec, limits=limits, launcher=launcher)
     _current_runner = runner
     try:
-        runner.start()  # the child imports torch while pytest collects the checks
+        runner.start()  # the child starts while pytest collects the checks
         report = run_suite(spec, Path(submission), runner=runner, hidden=True)
     finally:
         runner.close()
         _current_runner = None
-    if getattr(launcher, "warning", None):
+    if launcher.warning:
         report.notes.append(launcher.warning)
     return report.to_json()
 
 
 def check_sandbox(limits, require: bool) -> tuple[bool, str]:
     """(sandboxed, description) for this machine; raises the sandbox's error when required and missing."""
+    from .sandbox import make_launcher
+
     launcher = make_launcher(limits, require)
-    if getattr(launcher, "sandboxed", False):
-        return True, getattr(launcher, "description", "bubblewrap")
-    return False, getattr(launcher, "warning", None) or "no sandbox"
+    if launcher.sandboxed:
+        return True, launcher.description
+    return False, launcher.warning or "no sandbox"
 
 
 # -- the pool ---------------------------------------------------------------------------------------
@@ -221,9 +229,10 @@ class WorkerPool:
     """Worker processes that grade submissions; start them early so their imports overlap other work."""
 
     def __init__(self, jobs: int, require_sandbox: bool, *, task: Callable = grade_one,
-                 max_attempts: int = MAX_ATTEMPTS) -> None:
+                 max_attempts: int = MAX_ATTEMPTS, fork_server: bool = True) -> None:
         self.jobs = max(1, jobs)
         self.require_sandbox = require_sandbox
+        self.fork_server = fork_server
         self.task = task
         self.max_attempts = max_attempts
         self.executor: cf.ProcessPoolExecutor | None = None
@@ -231,7 +240,7 @@ class WorkerPool:
     def start(self) -> WorkerPool:
         if self.executor is None:
             self.executor = cf.ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                                   initializer=init_worker, initargs=(os.getpid(),))
+                                                   initializer=init_worker, initargs=(os.getpid(), self.fork_server))
             for _ in range(self.jobs):
                 self.executor.submit(_warm)
         return self
@@ -299,9 +308,11 @@ class WorkerPool:
 
 
 def grade_all(assignment: Assignment, submissions: list[Submission], *, jobs: int, require_sandbox: bool,
-              task: Callable = grade_one, max_attempts: int = MAX_ATTEMPTS) -> Iterator[Outcome]:
+              task: Callable = grade_one, max_attempts: int = MAX_ATTEMPTS, fork_server: bool = True
+              ) -> Iterator[Outcome]:
     """Grade `submissions` with up to `jobs` workers; yields each outcome as soon as it is known."""
-    pool = WorkerPool(min(jobs, max(1, len(submissions))), require_sandbox, task=task, max_attempts=max_attempts)
+    pool = WorkerPool(min(jobs, max(1, len(submissions))), require_sandbox, task=task, max_attempts=max_attempts,
+                      fork_server=fork_server)
     yield from pool.grade(assignment, submissions)
 
 

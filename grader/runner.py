@@ -78,33 +78,46 @@ class SubprocessLauncher:
     """Starts `python child.py` as a plain child process with resource limits."""
 
     sandboxed = False
+    description = "no sandbox"
     warning: str | None = None  # one line the caller shows when the child runs less protected than it should
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
 
-    def command(self, argv: list[str], scratch: str, student_dir: str) -> list[str]:
+    def command(self, argv: list[str], scratch: str, student_dir: str | None) -> list[str]:
         return argv
 
     def spawn(self, student_file: Path, helpers_file: Path | None, forbidden: list[str]) -> ChildProcess:
-        scratch = tempfile.TemporaryDirectory(prefix="kit-child-")
+        """A new child process that imports `student_file` and answers on two fresh pipes."""
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
-        argv = [sys.executable, "-P", "-s", str(CHILD_SCRIPT), "--fds", f"{to_child_r},{from_child_w}",
-                "--student", str(student_file), "--scratch", scratch.name]
+        args = ["--fds", f"{to_child_r},{from_child_w}", "--student", str(student_file)]
         if helpers_file is not None:
-            argv += ["--helpers", str(helpers_file)]
+            args += ["--helpers", str(helpers_file)]
         for name in forbidden:
-            argv += ["--forbid", name]
-        argv = self.command(argv, scratch.name, str(student_file.parent))
-        proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            pass_fds=(to_child_r, from_child_w), start_new_session=True, env=child_env(),
-            preexec_fn=self.apply_limits, cwd=scratch.name,
-        )
-        os.close(to_child_r)
-        os.close(from_child_w)
-        return ChildProcess(proc, from_child_r, to_child_w, scratch)
+            args += ["--forbid", name]
+        try:
+            child = self.start(args, (to_child_r, from_child_w), str(student_file.parent))
+        finally:
+            os.close(to_child_r)
+            os.close(from_child_w)
+        child.rfd, child.wfd = from_child_r, to_child_w
+        return child
+
+    def start(self, args: list[str], pass_fds: tuple[int, ...], student_dir: str | None) -> ChildProcess:
+        """Run child.py with `args` in a fresh scratch folder (seeing `student_dir`, if given)."""
+        scratch = tempfile.TemporaryDirectory(prefix="kit-child-")
+        argv = [sys.executable, "-P", "-s", str(CHILD_SCRIPT), *args, "--scratch", scratch.name]
+        try:
+            proc = subprocess.Popen(
+                self.command(argv, scratch.name, student_dir), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL, pass_fds=pass_fds, start_new_session=True, env=child_env(),
+                preexec_fn=self.apply_limits, cwd=scratch.name,
+            )
+        except BaseException:
+            scratch.cleanup()
+            raise
+        return ChildProcess(proc, -1, -1, scratch)
 
     def apply_limits(self) -> None:
         import resource
@@ -124,7 +137,8 @@ def child_env() -> dict[str, str]:
     """A small environment: enough to find torch, nothing of the grader's secrets."""
     keep = ("PATH", "LANG", "LC_ALL", "HOME", "CUDA_VISIBLE_DEVICES", "LD_LIBRARY_PATH")
     env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update(PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # one thread each: a class is graded in parallel processes, and a fork server must not start thread pools
+    env.update(PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     return env
 
 

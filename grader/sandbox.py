@@ -267,6 +267,12 @@ class Mounts:
         self.made.add(dest)
 
 
+def shows_course(student_dir: str, kit_files: list[str]) -> bool:
+    """Whether `student_dir` holds a course or kit's own files, so that only the student's file may be shown."""
+    inside = [p for p in kit_files if p == student_dir or p.startswith(student_dir.rstrip("/") + "/")]
+    return bool(inside) or os.path.exists(os.path.join(student_dir, "kit.toml"))
+
+
 def gpu_nodes() -> list[str]:
     """NVIDIA device nodes to pass through (they appear only once the driver is loaded)."""
     return sorted(glob.glob("/dev/nvidia*"))
@@ -349,19 +355,17 @@ class BwrapLauncher(SubprocessLauncher):
 
     # -- the command ---------------------------------------------------------------------------
 
-    def command(self, argv: list[str], scratch: str, student_dir: str) -> list[str]:
+    def command(self, argv: list[str], scratch: str, student_dir: str | None) -> list[str]:
         def value_of(flag: str) -> str | None:
             return argv[argv.index(flag) + 1] if flag in argv else None
 
         student_file, helpers = value_of("--student"), value_of("--helpers")
         visible = [str(CHILD_SCRIPT)] + ([helpers] if helpers else [])
-        # A folder that holds a course, kit itself or the suite (e.g. --path at the course root)
-        # would show the hidden checks and solutions: then only the student's file is visible.
-        show = student_dir
-        inside = [p for p in visible if p == student_dir or p.startswith(student_dir.rstrip("/") + "/")]
-        if student_file and (inside or os.path.exists(os.path.join(student_dir, "kit.toml"))):
-            show = student_file
-        ro = [(p, p) for p in visible] + [(show, show)]
+        ro = [(p, p) for p in visible]
+        if student_dir is not None:
+            # A folder that holds a course, kit itself or the suite (e.g. --path at the course root)
+            # would show the hidden checks and solutions: then only the student's file is visible.
+            ro.append((student_file, student_file) if shows_course(student_dir, visible) else (student_dir, student_dir))
         if self.mode.drop_uid is not None:
             ro = [(self._readable_copy(src), dest) for src, dest in ro]
         return self.bwrap_args(scratch, ro) + self.trampoline(argv)
@@ -429,10 +433,10 @@ class BwrapLauncher(SubprocessLauncher):
 
     # -- starting and stopping -----------------------------------------------------------------
 
-    def spawn(self, student_file: Path, helpers_file: Path | None, forbidden: list[str]) -> SandboxedChild:
+    def start(self, args: list[str], pass_fds: tuple[int, ...], student_dir: str | None) -> SandboxedChild:
         self._local.staging = None
         try:
-            child = super().spawn(student_file, helpers_file, forbidden)
+            child = super().start(args, pass_fds, student_dir)
         except BaseException:
             if self._local.staging:
                 shutil.rmtree(self._local.staging, ignore_errors=True)

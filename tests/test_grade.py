@@ -292,6 +292,20 @@ def test_every_student_gets_exactly_their_score(graded):
 
 
 @slow
+def test_the_same_grades_without_the_fork_server(graded, tmp_path):
+    """The fork server (the default) changes how fast children start, not a single verdict or message."""
+    run = kit("grade", "hw1", "-j", "2", "--json", "--force", "--no-fork-server", "--db", str(tmp_path / "plain.db"),
+              *GRADE_FLAGS, cwd=graded.course)
+    assert run.returncode == 1, run.stderr[-4000:]
+
+    def verdicts(doc: dict) -> dict:
+        return {s["student"]: (s["score"], [(c["id"], c["status"], c["points"], c["message"]) for c in s["checks"]])
+                for s in doc["submissions"]}
+
+    assert verdicts(json.loads(run.stdout)) == verdicts(graded.doc)
+
+
+@slow
 def test_the_summary_is_right(graded):
     summary = graded.doc["summary"]
     scores = [m.score for m in graded.members]

@@ -12,7 +12,9 @@ from torch import nn
 def attack():
     # never outside a sandbox: there this would take the machine down
     nproc = resource.getrlimit(resource.RLIMIT_NPROC)[0]
-    if os.getppid() != 1 or nproc == resource.RLIM_INFINITY or nproc > 1024:
+    with open("/proc/1/cmdline", "rb") as f:
+        in_sandbox = f.read().split(b"\0")[0].endswith(b"bwrap")  # pid 1 of our pid namespace
+    if not in_sandbox or nproc == resource.RLIM_INFINITY or nproc > 1024:
         raise RuntimeError("refusing to fork-bomb: not inside a pid namespace with a process limit")
     me = os.getpid()
     while True:

@@ -8,9 +8,11 @@ from torch import nn
 
 
 def attack():
-    # never outside a sandbox: there the parent is the grader
-    if os.getppid() != 1:
-        raise RuntimeError("refusing to kill my parent: not inside a pid namespace")
+    # never outside a sandbox: there the parent is the grader. Inside, pid 1 is bwrap, and the
+    # parent is bwrap's init (a freshly started child) or the fork server (a forked one).
+    with open("/proc/1/cmdline", "rb") as f:
+        if not f.read().split(b"\0")[0].endswith(b"bwrap"):
+            raise RuntimeError("refusing to kill my parent: not inside a pid namespace")
     for kill in (lambda: os.kill(os.getppid(), signal.SIGKILL), lambda: os.kill(1, signal.SIGKILL),
                  lambda: os.killpg(os.getpgrp(), signal.SIGKILL), lambda: os.killpg(0, signal.SIGKILL)):
         try:

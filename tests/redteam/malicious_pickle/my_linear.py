@@ -22,9 +22,18 @@ class Payload:
         return (exec, (f"open({ATTACK['marker']!r}, 'w').write('pwned')",))
 
 
+def reply_fd():
+    """The reply pipe: the `wfd` of a caller up the stack (child.py's serve), however the child was started."""
+    frame = sys._getframe()
+    while frame is not None:
+        if isinstance(frame.f_locals.get("wfd"), int):
+            return frame.f_locals["wfd"]
+        frame = frame.f_back
+    raise RuntimeError("no reply pipe found")
+
+
 def send(data):
-    wfd = int(sys.argv[sys.argv.index("--fds") + 1].split(",")[1])
-    os.write(wfd, struct.pack("<Q", len(data)) + data)
+    os.write(reply_fd(), struct.pack("<Q", len(data)) + data)
 
 
 def archive():

@@ -1,4 +1,4 @@
-"""Writes outside its scratch folder: its own source, the course folder, kit's suites, the Python
+"""Writes outside its scratch folder: its own source (unless it is a copy in the scratch folder), the course folder, kit's suites, the Python
 install, the grader's home folder, /tmp, /dev/shm, a sysctl (the hostname: harmless, in its own UTS
 namespace, were it allowed). Only the scratch folder (its cwd) may be written."""
 import json
@@ -22,6 +22,10 @@ def attack():
     appends = [os.path.abspath(__file__), "/proc/sys/kernel/hostname", *ATTACK["append"]]
     creates = [os.path.join(HERE, "planted.py"), os.path.join(site, "kit_redteam_planted.py"),
                "/dev/shm/kit-redteam-planted", *ATTACK["create"]]
+    # a forked child's submission is a private copy inside its scratch folder: writable, and thrown away
+    scratch = os.getcwd() + os.sep
+    appends = [p for p in appends if not os.path.abspath(p).startswith(scratch)]
+    creates = [p for p in creates if not os.path.abspath(p).startswith(scratch)]
     stopped = []
     for path in appends:
         try:

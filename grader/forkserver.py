@@ -1,0 +1,195 @@
+"""A fork server for grading a class: torch is imported once, each submission gets a fresh fork.
+
+Starting a child that imports torch costs about a second; a class of hundreds pays it
+hundreds of times. `ForkLauncher` instead keeps one zygote (child.py `--zygote`, started
+through the usual launcher, so inside the same bubblewrap sandbox) and asks it to fork a
+child per submission. The child reads the submission's files from its own pipe, so
+neither the zygote nor a later child ever holds them; between children the zygote kills
+everything the last one started and empties the scratch area (see child.py, "the fork
+server"). Anything the fork server cannot do (too many files, a dead zygote that will not
+restart) falls back to a freshly started child: slower, never different.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .child import ChannelClosed, recv_control, send_control, write_message
+from .runner import ChildError, ChildProcess, SubprocessLauncher
+from .sandbox import shows_course
+
+MAX_FILES = 64  # a submission with more files (or bytes) than this gets a freshly started child
+MAX_BYTES = 16 << 20
+SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", ".git"}
+REPLY_TIMEOUT = 15.0
+
+
+class ZygoteLost(ChildError):
+    """The fork server died or stopped answering; the next spawn starts a new one."""
+
+
+def submission_files(student_file: Path, kit_files: list[str]) -> dict[str, bytes] | None:
+    """The files a child gets: the student's folder as the sandbox would show it; None if over the caps.
+
+    Links are left out (the sandbox would show them pointing at nothing useful), and a folder
+    that holds a course shows only the student's file, as in the sandbox.
+    """
+    folder = student_file.parent
+    if shows_course(str(folder), kit_files):
+        return {student_file.name: student_file.read_bytes()}
+    files: dict[str, bytes] = {}
+    total = 0
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not os.path.islink(os.path.join(root, d)))
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            if os.path.islink(path) or not os.path.isfile(path):
+                continue
+            total += os.path.getsize(path)
+            if len(files) >= MAX_FILES or total > MAX_BYTES:
+                return None
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, folder)] = f.read()
+    return files
+
+
+class Zygote:
+    """The grader's handle on one fork server process."""
+
+    def __init__(self, base: SubprocessLauncher, helpers_file: Path | None) -> None:
+        self.helpers_file = helpers_file
+        ours, theirs = socket.socketpair()
+        args = ["--zygote", str(theirs.fileno())]
+        if helpers_file is not None:
+            args += ["--helpers", str(helpers_file)]
+        if base.sandboxed:  # only in its own pid namespace may the zygote kill every process it sees
+            args.append("--own-pid-namespace")
+        try:
+            self.process: ChildProcess = base.start(args, (theirs.fileno(),), None)
+        finally:
+            theirs.close()
+        self.sock = ours
+        try:
+            hello = self.receive(base.limits.startup_timeout)
+        except ZygoteLost:
+            self.close()
+            raise
+        if hello.get("threads") != 1:
+            self.close()
+            raise ZygoteLost(f"the fork server started {hello.get('threads')} threads; forking it would not be safe")
+
+    def request(self, msg: dict, fds: tuple[int, ...] = ()) -> dict:
+        try:
+            send_control(self.sock, msg, fds)
+        except OSError as exc:
+            self.close()
+            raise ZygoteLost(f"the fork server is gone ({exc})") from None
+        reply = self.receive(REPLY_TIMEOUT)
+        if "error" in reply:
+            raise ZygoteLost(reply["error"])
+        return reply
+
+    def receive(self, timeout: float) -> dict:
+        try:
+            reply, fds = recv_control(self.sock, time.monotonic() + timeout)
+        except (TimeoutError, ChannelClosed, OSError, ValueError, RuntimeError) as exc:
+            self.close()
+            raise ZygoteLost(f"the fork server did not answer ({type(exc).__name__})") from None
+        for fd in fds:
+            os.close(fd)
+        return reply
+
+    @property
+    def alive(self) -> bool:
+        return self.sock is not None
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+            self.process.kill()
+
+
+@dataclass
+class ForkedChild:
+    """A child forked by the zygote; to the runner it looks like any started child."""
+
+    zygote: Zygote
+    rfd: int
+    wfd: int
+    hello: dict | None = None
+    ended: str | None = None
+
+    def kill(self) -> None:
+        for fd in (self.rfd, self.wfd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.rfd = self.wfd = -1
+        self._finish("kill")
+
+    def exit_description(self) -> str:
+        return self._finish("wait") or "stopped answering"
+
+    def _finish(self, op: str) -> str | None:
+        if self.ended is None and self.zygote.alive:
+            try:
+                self.ended = self.zygote.request({"op": op})["status"]
+            except ZygoteLost:
+                self.ended = "ended, and took the fork server that started it along (how it ended is unknown)"
+        return self.ended
+
+
+class ForkLauncher:
+    """Spawns children by forking a warm zygote; same interface and sandbox as the launcher it wraps."""
+
+    def __init__(self, base: SubprocessLauncher) -> None:
+        self.base = base
+        self.limits = base.limits
+        self.sandboxed = base.sandboxed
+        self.warning = base.warning
+        self.description = getattr(base, "description", "")
+        self.zygote: Zygote | None = None
+
+    def spawn(self, student_file: Path, helpers_file: Path | None, forbidden: list[str]):
+        kit_files = [str(Path(__file__).with_name("child.py"))] + ([str(helpers_file)] if helpers_file else [])
+        files = submission_files(student_file, kit_files)
+        if files is None:
+            return self.base.spawn(student_file, helpers_file, forbidden)
+        for _ in range(2):  # a zygote a student killed is replaced once per spawn
+            try:
+                return self._fork(files, student_file.name, helpers_file, forbidden)
+            except ZygoteLost:
+                self.close()
+        return self.base.spawn(student_file, helpers_file, forbidden)
+
+    def _fork(self, files: dict[str, bytes], name: str, helpers_file: Path | None, forbidden: list[str]):
+        if self.zygote is None or not self.zygote.alive or self.zygote.helpers_file != helpers_file:
+            self.close()
+            self.zygote = Zygote(self.base, helpers_file)
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        try:
+            self.zygote.request({"op": "spawn", "forbidden": list(forbidden)}, (to_child_r, from_child_w))
+        except BaseException:
+            for fd in (to_child_w, from_child_r):
+                os.close(fd)
+            raise
+        finally:
+            os.close(to_child_r)
+            os.close(from_child_w)
+        child = ForkedChild(self.zygote, from_child_r, to_child_w)
+        try:
+            write_message(to_child_w, {"files": files, "student": name})
+        except OSError:  # it died before reading: the runner finds out and reports how
+            pass
+        return child
+
+    def close(self) -> None:
+        if self.zygote is not None:
+            self.zygote.close()
+            self.zygote = None
