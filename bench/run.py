@@ -106,6 +106,11 @@ def load_average() -> str:
     return ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
 
 
+def load_1min() -> str:
+    """The 1-minute load average, noted before each grading run."""
+    return load_average().split(",")[0]
+
+
 def sandbox_fact(kit: str) -> str:
     """kit prints a "no sandbox" note when student code runs without bubblewrap: look for it."""
     _, proc = timed([kit, "check", "hw1", "--path", "solutions/hw1"], capture=True)
@@ -169,12 +174,9 @@ def bench_check(kit: str, repeat: int) -> tuple[Series, list[Series]]:
     baseline = Series(BASELINE, [sys.executable, "-c", "import torch"])
     series = check_series(kit)
     progress(f"kit check: warm-up ({len(series)} commands)")
-    baseline.run()
-    for s in series:
+    for s in [baseline, *series]:
         s.run()
-    for s in series:
         s.times.clear()
-    baseline.times.clear()
     for r in range(1, repeat + 1):
         for s in series:
             base = baseline.run()
@@ -210,6 +212,7 @@ class GradeRun:
     wall_s: float
     n: int
     graded: int
+    load: str
     note: str = ""
     mismatches: list[str] = field(default_factory=list)
     compared: int = 0
@@ -242,17 +245,19 @@ def bench_kit_grade(kit: str, submitted: Path, work: Path, jobs: int, manifest: 
     """`kit grade` of the whole class into a fresh gradebook, with --json to check every report."""
     db = work / f"gradebook-j{jobs}.db"
     db.unlink(missing_ok=True)
+    load = load_1min()
     argv = [kit, "grade", GRADED, str(submitted), "-j", str(jobs), "--db", f"sqlite:///{db}", "--force", "--json"]
     progress(f"kit grade -j {jobs}: {len(manifest)} submissions")
     t0 = time.perf_counter()
     proc = subprocess.run(argv, cwd=REPO, env=bench_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                           text=True)
     wall = time.perf_counter() - t0
-    run = GradeRun("`kit grade`", str(jobs), wall, len(manifest), 0)
+    run = GradeRun("`kit grade`", str(jobs), wall, len(manifest), 0, load)
     try:
         doc = json.loads(proc.stdout)
     except json.JSONDecodeError:
         run.note = f"exit {proc.returncode}, no JSON document"
+        progress(f"kit grade -j {jobs}: {run.note}")
         return run
     run.graded = len(doc.get("submissions", []))
     run.compared, run.mismatches = compare_expected(doc.get("submissions", []), manifest)
@@ -265,11 +270,12 @@ def bench_kit_grade(kit: str, submitted: Path, work: Path, jobs: int, manifest: 
 def bench_nbgrader(course: Path, work: Path, n: int) -> GradeRun:
     """nbgrader autograde (serial, one kernel per notebook) on the same submissions."""
     progress(f"nbgrader autograde: {n} submissions (about 3.5 s each)")
+    load = load_1min()
     result = run_autograde.autograde(course, log=work / "autograde.log")
     graded = sum(1 for r in result["students"].values() if r["graded"])
     note = f"exit {result['returncode']}" if result["returncode"] else ""
     progress(f"nbgrader autograde: {result['wall_s']:.1f} s, {graded} graded")
-    return GradeRun("`nbgrader autograde`", "1 (serial)", result["wall_s"], result["n"], graded, note)
+    return GradeRun("`nbgrader autograde`", "1 (serial)", result["wall_s"], result["n"], graded, load, note)
 
 
 def make_submissions(n: int, work: Path) -> list[dict]:
@@ -284,16 +290,17 @@ def grade_table(runs: list[GradeRun], nbgrader: GradeRun | None, n: int, variant
     """Markdown: wall, throughput, nbgrader / kit, and the score cross-check."""
     rows = [f"#### `kit grade {GRADED}` against `nbgrader autograde`",
             "",
-            f"{n} generated submissions (cycling over {variants} variants, correct and wrong), one run each.",
+            f"{n} generated submissions (cycling over {variants} variants, correct and wrong), one run each. "
+            "Load before: the 1-minute load average as the run started.",
             "",
             "| grader | jobs | wall (s) | submissions/s | s/submission | nbgrader / this | reports | "
-            "scores differing from expected.toml | note |",
-            "|---|---|---:|---:|---:|---:|---:|---|---|"]
+            "scores differing from expected.toml | load before | note |",
+            "|---|---|---:|---:|---:|---:|---:|---|---:|---|"]
     for run in [*runs, *([nbgrader] if nbgrader else [])]:
         ratio = f"{nbgrader.wall_s / run.wall_s:.2f}×" if nbgrader else "not run"
-        cross = f"{len(run.mismatches)} of {run.compared}" if run.grader == "`kit grade`" else "n/a (other points)"
+        cross = "n/a (other points)" if run is nbgrader else f"{len(run.mismatches)} of {run.compared}"
         rows.append(f"| {run.grader} | {run.jobs} | {run.wall_s:.1f} | {run.n / run.wall_s:.2f} | "
-                    f"{run.wall_s / run.n:.2f} | {ratio} | {run.graded}/{run.n} | {cross} | {run.note} |")
+                    f"{run.wall_s / run.n:.2f} | {ratio} | {run.graded}/{run.n} | {cross} | {run.load} | {run.note} |")
     listed = [m for run in runs for m in run.mismatches[:MAX_LISTED]]
     if listed:
         rows += ["", "Scores differing from expected.toml (at most "
@@ -338,6 +345,7 @@ def parse_jobs(text: str) -> list[int]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Every part can be run alone: the whole benchmark takes about 20 minutes on 2 cores."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=200, help="submissions graded (default 200)")
     ap.add_argument("--repeat", type=int, default=5, help="timed runs per kit check command (default 5)")
