@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .child import ChannelClosed, recv_control, send_control, write_message
-from .runner import ChildError, ChildProcess, SubprocessLauncher
+from .runner import ChildError, ChildProcess, SubprocessLauncher, close_quietly
 from .sandbox import shows_course
 
 MAX_FILES = 64  # a submission with more files (or bytes) than this gets a freshly started child
@@ -69,6 +69,9 @@ class Zygote:
             args.append("--own-pid-namespace")
         try:
             self.process: ChildProcess = base.start(args, (theirs.fileno(),), None)
+        except BaseException:
+            ours.close()
+            raise
         finally:
             theirs.close()
         self.sock = ours
@@ -124,11 +127,7 @@ class ForkedChild:
     ended: str | None = None
 
     def kill(self) -> None:
-        for fd in (self.rfd, self.wfd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        close_quietly(self.rfd, self.wfd)
         self.rfd = self.wfd = -1
         self._finish("kill")
 
@@ -176,8 +175,7 @@ class ForkLauncher:
         try:
             self.zygote.request({"op": "spawn", "forbidden": list(forbidden)}, (to_child_r, from_child_w))
         except BaseException:
-            for fd in (to_child_w, from_child_r):
-                os.close(fd)
+            close_quietly(to_child_w, from_child_r)
             raise
         finally:
             os.close(to_child_r)

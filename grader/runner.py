@@ -46,11 +46,7 @@ class ChildProcess:
     hello: dict | None = None
 
     def kill(self) -> None:
-        for fd in (self.rfd, self.wfd):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        close_quietly(self.rfd, self.wfd)
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
@@ -63,6 +59,15 @@ class ChildProcess:
         if code < 0:
             return f"was killed by signal {signal.Signals(-code).name}"
         return f"exited with status {code}"
+
+
+def close_quietly(*fds: int) -> None:
+    """Close our ends of a child's pipes, whether or not they are still open."""
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 @dataclass
