@@ -342,7 +342,7 @@ def summarize(reports: dict[str, dict]) -> dict:
     """Per-component means, the distribution of totals, and which checks failed how often."""
     import statistics
 
-    from .report import ERROR, FAILED, PASSED, SKIPPED, Report
+    from .report import FAILED, PASSED, SKIPPED, Report
 
     parsed = {student: Report.from_json(r) for student, r in reports.items()}
     totals = [r.score for r in parsed.values()]

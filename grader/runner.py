@@ -125,10 +125,13 @@ class SubprocessLauncher:
         return ChildProcess(proc, -1, -1, scratch)
 
     def apply_limits(self) -> None:
+        """Runs in the forked process before the child starts; everything it starts inherits the limits."""
         import resource
 
         mb = 1 << 20
-        for limit, value in ((resource.RLIMIT_AS, self.limits.memory_mb * mb),
+        # CUDA reserves huge address ranges it never touches: with a GPU, limit data, not addresses
+        memory = resource.RLIMIT_DATA if gpu_nodes() else resource.RLIMIT_AS
+        for limit, value in ((memory, self.limits.memory_mb * mb),
                              (resource.RLIMIT_CPU, self.limits.cpu_seconds),
                              (resource.RLIMIT_FSIZE, 256 * mb),
                              (resource.RLIMIT_CORE, 0)):
@@ -136,6 +139,13 @@ class SubprocessLauncher:
                 resource.setrlimit(limit, (value, value))
             except (ValueError, OSError):
                 pass
+
+
+def gpu_nodes() -> list[str]:
+    """NVIDIA device nodes (they appear only once the driver is loaded)."""
+    import glob
+
+    return sorted(glob.glob("/dev/nvidia*"))
 
 
 def child_env() -> dict[str, str]:

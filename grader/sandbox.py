@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import glob
 import importlib.util
 import os
 import shutil
@@ -29,7 +28,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .runner import CHILD_SCRIPT, ChildProcess, Limits, SubprocessLauncher, child_env
+from .runner import CHILD_SCRIPT, ChildProcess, Limits, SubprocessLauncher, child_env, gpu_nodes
 
 NOBODY = 65534  # the uid (and gid) a root grader's child runs as
 PROBE_TIMEOUT = 30.0
@@ -273,11 +272,6 @@ def shows_course(student_dir: str, kit_files: list[str]) -> bool:
     return bool(inside) or os.path.exists(os.path.join(student_dir, "kit.toml"))
 
 
-def gpu_nodes() -> list[str]:
-    """NVIDIA device nodes to pass through (they appear only once the driver is loaded)."""
-    return sorted(glob.glob("/dev/nvidia*"))
-
-
 SYS_FOR_GPU = ("/sys/block", "/sys/bus", "/sys/class", "/sys/dev", "/sys/devices")  # as flatpak does
 
 
@@ -448,21 +442,8 @@ class BwrapLauncher(SubprocessLauncher):
 
     def apply_limits(self) -> None:
         """Runs in the forked process before bwrap starts; everything in the sandbox inherits it."""
-        import resource
-
         os.umask(0o022)
-        mb = 1 << 20
-        memory = self.limits.memory_mb * mb
-        # CUDA reserves huge address ranges it never touches: with a GPU, limit data, not addresses
-        memory_limit = resource.RLIMIT_DATA if self.gpu_nodes else resource.RLIMIT_AS
-        for limit, value in ((memory_limit, memory),
-                             (resource.RLIMIT_CPU, self.limits.cpu_seconds),
-                             (resource.RLIMIT_FSIZE, 256 * mb),
-                             (resource.RLIMIT_CORE, 0)):
-            try:
-                resource.setrlimit(limit, (value, value))
-            except (ValueError, OSError):
-                pass
+        super().apply_limits()
 
     def self_test(self) -> str | None:
         """None when a sandboxed Python starts and finds torch; else what went wrong (one line)."""
