@@ -15,7 +15,7 @@ from .report import ERROR, CheckResult, Report
 from .runner import Limits, Runner, make_runner
 
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:junitxml", "-p", "no:doctest",
-               "-p", "no:unraisableexception", "-p", "no:threadexception", "--capture=sys",
+               "-p", "no:unraisableexception", "-p", "no:threadexception", "--capture=sys", "--tb=native", "-p", "no:logging",
                "--import-mode=importlib", "-q", "--no-header", "-o", "addopts=", "-o", "python_files=test_*.py",
                "-W", "ignore::pytest.PytestAssertRewriteWarning"]
 
