@@ -5,67 +5,72 @@ import pytest
 import torch
 from torch import nn
 
-from kit.grader.suite import assert_close, fail, fetch
+from kit.grader.suite import assert_close, fail, fetch, reference
 
 pytestmark = pytest.mark.component("MyLinear")
+F64 = torch.float64
 
 
-def reference(in_features=5, out_features=3, bias=True, seed=0, device="cpu"):
+@reference
+def linear(in_features=5, out_features=3, bias=True, seed=0, device="cpu", x_shape=(4,), grad_seed=1) -> dict:
+    """nn.Linear in float64 after torch.manual_seed(seed), an input x drawn right after it, and the output;
+    then, after torch.manual_seed(grad_seed), an upstream gradient g and the gradients of sum(output * g)."""
     torch.manual_seed(seed)
-    return nn.Linear(in_features, out_features, bias=bias, dtype=torch.float64, device=device)
+    ref = nn.Linear(in_features, out_features, bias=bias, dtype=F64, device=device)
+    x = torch.randn(*x_shape, in_features, dtype=F64, device=device)
+    out = ref(x).detach()
+    torch.manual_seed(grad_seed)
+    g = torch.randn(*x_shape, out_features, dtype=F64, device=device)
+    xr = x.clone().requires_grad_(True)
+    (ref(xr) * g).sum().backward()
+    return {"state": ref.state_dict(), "x": x, "g": g, "output": out, "input.grad": xr.grad,
+            "weight.grad": ref.weight.grad, "bias.grad": ref.bias.grad if bias else None}
 
 
-def copy_of(student, ref):
-    """The student's layer holding the reference's weights, in float64."""
-    m = student.MyLinear(ref.in_features, ref.out_features, bias=ref.bias is not None)
-    m = m.to(device=ref.weight.device, dtype=torch.float64)
-    m.load_state_dict(ref.state_dict())
+def copy_of(student, state):
+    """The student's layer holding the reference's weights (a state_dict), in float64."""
+    out_features, in_features = state["weight"].shape
+    m = student.MyLinear(in_features, out_features, bias="bias" in state)
+    m = m.to(device=state["weight"].device, dtype=F64)
+    m.load_state_dict(state)
     return m
 
 
-def grads_of(student, child, ref, x, seed=1):
-    """(input, weight, bias) gradients of sum(y * g) for the student's layer and the reference."""
-    m = copy_of(student, ref)
-    torch.manual_seed(seed)
-    g = torch.randn(*x.shape[:-1], ref.out_features, dtype=torch.float64, device=x.device)
-    xs = child.leaf(x)
-    (m(xs) * g).sum().backward()
-    xr = x.clone().requires_grad_(True)
-    (ref(xr) * g).sum().backward()
-    got = fetch(xs.grad, m.weight.grad, m.bias.grad if ref.bias is not None else m.weight)
-    return got, (xr.grad, ref.weight.grad, ref.bias.grad if ref.bias is not None else None)
+def grads_of(student, child, ref):
+    """(input, weight, bias) gradients of sum(y * g) for the student's layer and the reference `linear(...)`."""
+    m = copy_of(student, ref["state"])
+    xs = child.leaf(ref["x"])
+    (m(xs) * ref["g"]).sum().backward()
+    got = fetch(xs.grad, m.weight.grad, m.bias.grad if ref["bias.grad"] is not None else m.weight)
+    return got, (ref["input.grad"], ref["weight.grad"], ref["bias.grad"])
 
 
 @pytest.mark.points(2)
 def test_forward(student):
     """output on a (batch, in_features) input matches nn.Linear"""
-    ref = reference()
-    x = torch.randn(4, 5, dtype=torch.float64)
-    assert_close(fetch(copy_of(student, ref)(x)), ref(x).detach(), name="output",
-                 mistakes={"the bias is not added": (x @ ref.weight.T).detach()})
+    ref = linear()
+    x = ref["x"]
+    assert_close(fetch(copy_of(student, ref["state"])(x)), ref["output"], name="output",
+                 mistakes={"the bias is not added": x @ ref["state"]["weight"].T})
 
 
 @pytest.mark.parametrize("shape", [(2, 3, 5), (2, 1, 3, 5)], ids=["3d", "4d"])
 def test_forward_leading_dims(student, shape):
     """any number of leading dimensions, like nn.Linear"""
-    ref = reference()
-    x = torch.randn(*shape, dtype=torch.float64)
-    assert_close(fetch(copy_of(student, ref)(x)), ref(x).detach(), name="output")
+    ref = linear(x_shape=shape[:-1])
+    assert_close(fetch(copy_of(student, ref["state"])(ref["x"])), ref["output"], name="output")
 
 
 def test_input_grad(student, child):
     """gradient with respect to the input"""
-    ref = reference()
-    (got, _, _), (want, _, _) = grads_of(student, child, ref, torch.randn(4, 5, dtype=torch.float64))
+    (got, _, _), (want, _, _) = grads_of(student, child, linear())
     assert_close(got, want, name="input.grad")
 
 
 @pytest.mark.points(2)
 def test_weight_grad(student, child):
     """gradient with respect to the weight"""
-    ref = reference()
-    x = torch.randn(2, 4, 5, dtype=torch.float64)
-    (_, got, _), (_, want, _) = grads_of(student, child, ref, x)
+    (_, got, _), (_, want, _) = grads_of(student, child, linear(x_shape=(2, 4)))
     if got is None:
         fail("weight.grad is None after backward: the weight does not take part in the output's graph")
     assert_close(got, want, name="weight.grad",
@@ -74,8 +79,7 @@ def test_weight_grad(student, child):
 
 def test_bias_grad(student, child):
     """gradient with respect to the bias"""
-    ref = reference()
-    (_, _, got), (_, _, want) = grads_of(student, child, ref, torch.randn(2, 4, 5, dtype=torch.float64))
+    (_, _, got), (_, _, want) = grads_of(student, child, linear(x_shape=(2, 4)))
     if got is None:
         fail("bias.grad is None after backward: the bias never reaches the output "
              "(is it added? is it detached, or a plain tensor instead of an nn.Parameter?)")
@@ -85,26 +89,24 @@ def test_bias_grad(student, child):
 
 def test_no_bias(student, child):
     """bias=False: no bias parameter, output is x @ weight.T"""
-    ref = reference(bias=False)
-    m = copy_of(student, ref)
-    x = torch.randn(4, 5, dtype=torch.float64)
-    bias, keys, out = fetch(m.bias, child.list(m.state_dict()), m(x))
+    ref = linear(bias=False)
+    m = copy_of(student, ref["state"])
+    bias, keys, out = fetch(m.bias, child.list(m.state_dict()), m(ref["x"]))
     if bias is not None:
         fail("with bias=False, self.bias should be None (register_parameter('bias', None))")
     if keys != ["weight"]:
         fail(f"with bias=False, state_dict() should hold only 'weight', not {keys}")
-    assert_close(out, ref(x).detach(), name="output")
+    assert_close(out, ref["output"], name="output")
 
 
 def test_loads_state_dict(student):
     """loads an nn.Linear state_dict (non-square, non-symmetric weight)"""
-    ref = reference(7, 3, seed=3)
+    want = linear(7, 3, seed=3)["state"]
     m = student.MyLinear(7, 3).double()
     before = fetch(m.state_dict())
-    want = {k: v.detach() for k, v in ref.state_dict().items()}
     assert_close({k: v.shape for k, v in before.items()},
                  {k: v.shape for k, v in want.items()}, name="state_dict shapes")
-    m.load_state_dict(ref.state_dict())
+    m.load_state_dict(want)
     assert_close(fetch(m.state_dict()), want, name="state_dict")
 
 
@@ -151,15 +153,26 @@ def test_parameters_registered(student, child):
         fail(f".to(torch.float64) left weight as {weight_dtype} and bias as {bias_dtype}")
 
 
+@reference
+def autocast_case() -> dict:
+    """linear(device="cuda") turned float32, a float32 input drawn right after its init, and its output
+    under autocast(float16)."""
+    torch.manual_seed(0)
+    ref = nn.Linear(5, 3, dtype=F64, device="cuda").float()
+    x = torch.randn(4, 5, device="cuda")
+    with torch.autocast("cuda", dtype=torch.float16):
+        want = ref(x).detach()
+    return {"state": ref.state_dict(), "x": x, "output": want}
+
+
 @pytest.mark.gpu
 def test_cuda_forward_backward(student, child):
     """on CUDA: output and gradients match nn.Linear on CUDA"""
-    ref = reference(device="cuda")
-    x = torch.randn(4, 5, dtype=torch.float64, device="cuda")
-    m = copy_of(student, ref)
-    out = m(x)
-    assert_close(fetch(out), ref(x).detach(), name="output")
-    (gx, gw, gb), (wx, ww, wb) = grads_of(student, child, ref, x)
+    ref = linear(device="cuda")
+    m = copy_of(student, ref["state"])
+    out = m(ref["x"])
+    assert_close(fetch(out), ref["output"], name="output")
+    (gx, gw, gb), (wx, ww, wb) = grads_of(student, child, ref)
     assert_close(gx, wx, name="input.grad")
     assert_close(gw, ww, name="weight.grad")
     assert_close(gb, wb, name="bias.grad")
@@ -168,11 +181,8 @@ def test_cuda_forward_backward(student, child):
 @pytest.mark.gpu
 def test_cuda_autocast(student, child):
     """under autocast(float16) on CUDA the layer runs and matches loosely"""
-    ref = reference(device="cuda").float()
+    ref = autocast_case()
     m = student.MyLinear(5, 3).cuda()
-    m.load_state_dict(ref.state_dict())
-    x = torch.randn(4, 5, device="cuda")
-    out = fetch(child.autocast(m, x, device_type="cuda", dtype=torch.float16))
-    with torch.autocast("cuda", dtype=torch.float16):
-        want = ref(x).detach()
-    assert_close(out, want, name="output under autocast", rtol=1e-2, atol=1e-2)
+    m.load_state_dict(ref["state"])
+    out = fetch(child.autocast(m, ref["x"], device_type="cuda", dtype=torch.float16))
+    assert_close(out, ref["output"], name="output under autocast", rtol=1e-2, atol=1e-2)

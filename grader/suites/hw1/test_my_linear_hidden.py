@@ -3,28 +3,37 @@ import pytest
 import torch
 from torch import nn
 
-from kit.grader.suite import assert_close, fetch
+from kit.grader.suite import assert_close, fetch, reference
 
 pytestmark = [pytest.mark.hidden, pytest.mark.component("MyLinear")]
 
 
-def compare(student, child, in_features, out_features, x_shape, seed, scale=1.0, bias=True):
+@reference
+def linear_case(in_features, out_features, x_shape, seed, scale=1.0, bias=True) -> dict:
+    """nn.Linear (float64) after torch.manual_seed(seed), an input and an upstream gradient drawn after it,
+    the output and every gradient of sum(output * g)."""
     torch.manual_seed(seed)
     ref = nn.Linear(in_features, out_features, bias=bias, dtype=torch.float64)
     x = torch.randn(*x_shape, in_features, dtype=torch.float64) * scale
     g = torch.randn(*x_shape, out_features, dtype=torch.float64)
-    m = student.MyLinear(in_features, out_features, bias=bias).double()
-    m.load_state_dict(ref.state_dict())
-    xs = child.leaf(x)
-    out = m(xs)
-    (out * g).sum().backward()
-    got = fetch(out, xs.grad, child.grads(m))
     xr = x.clone().requires_grad_(True)
-    want_out = ref(xr)
-    (want_out * g).sum().backward()
-    assert_close(got[0], want_out.detach(), name="output")
-    assert_close(got[1], xr.grad, name="input.grad")
-    assert_close(got[2], {k: p.grad for k, p in ref.named_parameters()}, name="grad")
+    out = ref(xr)
+    (out * g).sum().backward()
+    return {"state": ref.state_dict(), "x": x, "g": g, "output": out.detach(), "input.grad": xr.grad,
+            "grad": {k: p.grad for k, p in ref.named_parameters()}}
+
+
+def compare(student, child, in_features, out_features, x_shape, seed, scale=1.0, bias=True):
+    ref = linear_case(in_features, out_features, tuple(x_shape), seed, scale, bias)
+    m = student.MyLinear(in_features, out_features, bias=bias).double()
+    m.load_state_dict(ref["state"])
+    xs = child.leaf(ref["x"])
+    out = m(xs)
+    (out * ref["g"]).sum().backward()
+    got = fetch(out, xs.grad, child.grads(m))
+    assert_close(got[0], ref["output"], name="output")
+    assert_close(got[1], ref["input.grad"], name="input.grad")
+    assert_close(got[2], ref["grad"], name="grad")
 
 
 @pytest.mark.parametrize("seed,shape", [(11, (3, 6, 2)), (12, (1, 9, 4)), (13, (5, 2, 3, 7))],
