@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from kit.grader.suite import assert_close, fail, fetch, student_raises
+from kit.grader.suite import assert_close, fail, fetch, reference, student_raises
 
 pytestmark = pytest.mark.component("MyBatchNorm2d")
 
@@ -49,11 +49,15 @@ def affine_params(c: int = C, seed: int = 1) -> dict[str, torch.Tensor]:
             "bias": torch.randn(c, generator=gen, dtype=F64)}
 
 
-def reference(xs: list[torch.Tensor], gs: list[torch.Tensor], params: dict | None = None, **kwargs: Any):
-    """nn.BatchNorm2d in training mode over the batches: (module, outputs, input gradients)."""
-    ref = nn.BatchNorm2d(xs[0].shape[1], **kwargs).double()
-    if params:
-        ref.load_state_dict(params, strict=False)
+@reference
+def torch_steps(steps: int = 3, shape: tuple[int, ...] = SHAPE, seed: int = 0, loc: float = 0.0, scale: float = 1.0,
+                *, affine_seed: int | None = None, **kwargs: Any) -> dict:
+    """nn.BatchNorm2d(**kwargs) in training mode over batches(steps, shape, seed, loc, scale), holding
+    affine_params(seed=affine_seed) if given: outputs, input gradients, parameter gradients and state_dict."""
+    xs, gs = batches(steps, shape, seed, loc, scale)
+    ref = nn.BatchNorm2d(shape[1], **kwargs).double()
+    if affine_seed is not None:
+        ref.load_state_dict(affine_params(shape[1], affine_seed), strict=False)
     outs, grads = [], []
     for x, g in zip(xs, gs):
         leaf = x.clone().requires_grad_()
@@ -61,7 +65,18 @@ def reference(xs: list[torch.Tensor], gs: list[torch.Tensor], params: dict | Non
         y.backward(g)
         outs.append(y.detach())
         grads.append(leaf.grad)
-    return ref, outs, grads
+    return {"outputs": outs, "input_grads": grads, "grads": {k: p.grad for k, p in ref.named_parameters()},
+            "state": ref.state_dict()}
+
+
+@reference
+def eval_without_stats(seed: int = 7, shift: float = 1.0) -> torch.Tensor:
+    """nn.BatchNorm2d(track_running_stats=False) holding affine_params() in eval mode (where it still
+    normalises with the batch statistics) on batches(steps=1, seed=seed)[0][0] + shift."""
+    ref = nn.BatchNorm2d(C, track_running_stats=False).double()
+    ref.load_state_dict(affine_params(), strict=False)
+    ref.eval()
+    return ref(batches(steps=1, seed=seed)[0][0] + shift).detach()
 
 
 def on_student(student, child, xs: list[torch.Tensor], gs: list[torch.Tensor], params: dict | None = None,
@@ -163,7 +178,7 @@ def test_train_output(student, child):
     """three training steps on 8 values per channel: outputs match (normalised with the biased variance)"""
     xs, gs = batches()
     params = affine_params()
-    _, ref_outs, _ = reference(xs, gs, params)
+    ref_outs = torch_steps(affine_seed=1)["outputs"]
     _, outs, _ = on_student(student, child, xs, gs, params)
     got = fetch(*outs)
     for step, (y, x, expected) in enumerate(zip(got, xs, ref_outs), start=1):
@@ -202,7 +217,7 @@ def test_train_input_grad(student, child):
     """input gradients of three training steps match, with a random upstream gradient"""
     xs, gs = batches()
     params = affine_params()
-    _, _, ref_grads = reference(xs, gs, params)
+    ref_grads = torch_steps(affine_seed=1)["input_grads"]
     _, _, grads = on_student(student, child, xs, gs, params)
     got = fetch(*grads)
     for step, (grad, x, g, expected) in enumerate(zip(got, xs, gs, ref_grads), start=1):
@@ -215,23 +230,23 @@ def test_train_param_grads(student, child):
     """weight.grad and bias.grad after three training steps (accumulated) match"""
     xs, gs = batches()
     params = affine_params()
-    ref, _, _ = reference(xs, gs, params)
+    want = torch_steps(affine_seed=1)["grads"]
     m, _, _ = on_student(student, child, xs, gs, params)
     weight_grad, bias_grad = fetch(m.weight.grad, m.bias.grad)
     if weight_grad is None or bias_grad is None:
         fail("weight.grad or bias.grad is None after backward(): are weight and bias nn.Parameters "
              "used in forward?")
-    assert_close(weight_grad, ref.weight.grad, name="weight.grad")
-    assert_close(bias_grad, ref.bias.grad, name="bias.grad")
+    assert_close(weight_grad, want["weight"], name="weight.grad")
+    assert_close(bias_grad, want["bias"], name="bias.grad")
 
 
 @pytest.mark.points(1)
 def test_running_mean(student, child):
     """running_mean after three training steps (momentum 0.1)"""
     xs, gs = batches()
-    ref, _, _ = reference(xs, gs)
+    want = torch_steps()["state"]["running_mean"]
     m, _, _ = on_student(student, child, xs, gs)
-    assert_close(fetch(m.running_mean), ref.running_mean, name="running_mean", mistakes={
+    assert_close(fetch(m.running_mean), want, name="running_mean", mistakes={
         "momentum applied the wrong way round: running = (1 - momentum) * running + momentum * batch_mean":
             running_stats(xs, swapped=True)[0],
         "running_mean never updated in training mode": torch.zeros(C, dtype=F64),
@@ -243,9 +258,9 @@ def test_running_mean(student, child):
 def test_running_var(student, child):
     """running_var after three training steps uses the unbiased batch variance"""
     xs, gs = batches()
-    ref, _, _ = reference(xs, gs)
+    want = torch_steps()["state"]["running_var"]
     m, _, _ = on_student(student, child, xs, gs)
-    assert_close(fetch(m.running_var), ref.running_var, name="running_var", mistakes={
+    assert_close(fetch(m.running_var), want, name="running_var", mistakes={
         f"updated with the biased variance: {BIASED}": running_stats(xs, unbiased=False)[1],
         "momentum applied the wrong way round: running = (1 - momentum) * running + momentum * batch_var":
             running_stats(xs, swapped=True)[1],
@@ -313,7 +328,7 @@ def test_eval_keeps_buffers(student, child):
 def test_momentum_none(student, child):
     """momentum=None keeps a cumulative average: the k-th batch gets weight 1/k"""
     xs, gs = batches()
-    ref, _, _ = reference(xs, gs, momentum=None)
+    want = torch_steps(momentum=None)["state"]
     m, _, _ = on_student(student, child, xs, gs, momentum=None)
     rm, rv = fetch(m.running_mean, m.running_var)
     none_means = "None means a cumulative average, factor 1/num_batches_tracked"
@@ -326,7 +341,7 @@ def test_momentum_none(student, child):
         wrong = {cause: running_stats(xs, f)[index] for cause, f in factors.items()}
         # running_var updated with the biased variance loses its points in test_running_var, not here
         elsewhere = {"biased": running_stats(xs, lambda k: 1 / k, unbiased=False)[1]} if index == 1 else None
-        assert_close_here(got, getattr(ref, name), name=f"{name} with momentum=None", mistakes=wrong,
+        assert_close_here(got, want[name], name=f"{name} with momentum=None", mistakes=wrong,
                           graded_elsewhere=elsewhere)
 
 
@@ -334,7 +349,7 @@ def test_momentum_none(student, child):
 def test_affine_false(student, child):
     """affine=False: no parameters (weight and bias are None), outputs and input gradients still match"""
     xs, gs = batches(steps=2)
-    ref, ref_outs, ref_grads = reference(xs, gs, affine=False)
+    want = torch_steps(2, affine=False)
     m, outs, grads = on_student(student, child, xs, gs, affine=False)
     weight, bias, params = fetch(m.weight, m.bias, child.named_parameters(m))
     if weight is not None or bias is not None or params:
@@ -342,8 +357,8 @@ def test_affine_false(student, child):
              f"(register_parameter('weight', None)); found parameters {sorted(params or {})}")
     got = fetch(*outs, *grads)
     for step in range(2):
-        assert_close(got[step], ref_outs[step], name=f"output of training step {step + 1}")
-        assert_close(got[2 + step], ref_grads[step], name=f"input gradient of training step {step + 1}")
+        assert_close(got[step], want["outputs"][step], name=f"output of training step {step + 1}")
+        assert_close(got[2 + step], want["input_grads"][step], name=f"input gradient of training step {step + 1}")
 
 
 @pytest.mark.points(2)
@@ -351,7 +366,7 @@ def test_no_running_stats(student, child):
     """track_running_stats=False: buffers are None, and eval mode still normalises with the batch statistics"""
     xs, gs = batches(steps=2)
     params = affine_params()
-    ref, ref_outs, _ = reference(xs, gs, params, track_running_stats=False)
+    ref_outs = torch_steps(2, affine_seed=1, track_running_stats=False)["outputs"]
     m, outs, _ = on_student(student, child, xs, gs, params, track_running_stats=False)
     got = fetch(m.running_mean, m.running_var, m.num_batches_tracked, child.named_buffers(m))
     if any(v is not None for v in got[:3]) or got[3]:
@@ -361,9 +376,8 @@ def test_no_running_stats(student, child):
         assert_close(y, ref_outs[step], name=f"output of training step {step + 1}")
     x = batches(steps=1, seed=7)[0][0] + 1.0
     m.eval()
-    ref.eval()
     y = fetch(m(x))
-    assert_close(y, ref(x).detach(), name="output in eval mode with track_running_stats=False", mistakes={
+    assert_close(y, eval_without_stats(), name="output in eval mode with track_running_stats=False", mistakes={
         "eval mode without running statistics must normalise with the batch statistics":
             normalise(x, torch.zeros(C, dtype=F64), torch.ones(C, dtype=F64), params=params),
     })
@@ -375,7 +389,7 @@ def test_eps(student, child):
     eps = 0.5
     xs, gs = batches(steps=2, scale=0.3)
     params = affine_params()
-    ref, ref_outs, _ = reference(xs, gs, params, eps=eps)
+    ref_outs = torch_steps(2, scale=0.3, affine_seed=1, eps=eps)["outputs"]
     m, outs, _ = on_student(student, child, xs, gs, params, eps=eps)
     x = batches(steps=1, seed=7, scale=0.3)[0][0] + 0.2
     rm, rv = m.running_mean.clone(), m.running_var.clone()
@@ -424,16 +438,15 @@ def test_buffers_registered(student, child):
 @pytest.mark.points(1)
 def test_load_state_dict(student, child):
     """loads a state_dict taken from nn.BatchNorm2d (strict) and holds exactly its values"""
-    xs, gs = batches()
-    ref, _, _ = reference(xs, gs, affine_params())
-    ref.num_batches_tracked.fill_(5)
+    state = torch_steps(affine_seed=1)["state"]
+    state["num_batches_tracked"].fill_(5)
     m = student.MyBatchNorm2d(C).double()
-    m.load_state_dict(ref.state_dict())
+    m.load_state_dict(state)
     try:
         got = fetch(m.state_dict())
     except AssertionError as exc:
         fail(f"{exc}\n{BUFFER_HINT}")
-    assert_close(dict(got), {k: v.detach() for k, v in ref.state_dict().items()}, name="state_dict()")
+    assert_close(dict(got), dict(state), name="state_dict()")
 
 
 @pytest.mark.points(1)
@@ -456,15 +469,16 @@ def test_gpu_train_steps(student, child):
     """on CUDA: three training steps give the outputs, input gradients and running statistics of nn.BatchNorm2d"""
     xs, gs = batches()
     params = affine_params()
-    ref, ref_outs, ref_grads = reference(xs, gs, params)
+    want = torch_steps(affine_seed=1)
     m, outs, grads = on_student(student, child, xs, gs, params, device="cuda", dtype=torch.float32)
     got = fetch(*outs, *grads, m.running_mean, m.running_var)
     cuda = lambda t: t.float().cuda()  # noqa: E731
     for step in range(3):
-        assert_close(got[step], cuda(ref_outs[step]), name=f"output of CUDA training step {step + 1}")
-        assert_close(got[3 + step], cuda(ref_grads[step]), name=f"input gradient of CUDA training step {step + 1}")
-    assert_close(got[6], cuda(ref.running_mean), name="running_mean on CUDA")
-    assert_close(got[7], cuda(ref.running_var), name="running_var on CUDA")
+        assert_close(got[step], cuda(want["outputs"][step]), name=f"output of CUDA training step {step + 1}")
+        assert_close(got[3 + step], cuda(want["input_grads"][step]),
+                     name=f"input gradient of CUDA training step {step + 1}")
+    assert_close(got[6], cuda(want["state"]["running_mean"]), name="running_mean on CUDA")
+    assert_close(got[7], cuda(want["state"]["running_var"]), name="running_var on CUDA")
 
 
 @pytest.mark.gpu

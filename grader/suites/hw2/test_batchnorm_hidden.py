@@ -23,16 +23,19 @@ _spec.loader.exec_module(public)
 pytestmark = [pytest.mark.hidden, pytest.mark.component("MyBatchNorm2d")]
 
 
-def _train_and_compare(student, child, xs, gs, *, what: str, momentum: float = 0.1,
-                       rough: str | None = None) -> None:
-    """Outputs, input gradients and running statistics of training steps match nn.BatchNorm2d.
+def _train_and_compare(student, child, *, what: str, momentum: float = 0.1, rough: str | None = None,
+                       **data) -> None:
+    """Outputs, input gradients and running statistics of training steps on public.batches(**data)
+    match nn.BatchNorm2d.
 
     `rough`: the likely cause to name when an output is right to 1e-2 but not to 1e-7
     (a precision problem rather than a wrong formula).
     """
+    xs, gs = public.batches(**data)
     channels = xs[0].shape[1]
     params = public.affine_params(channels)
-    ref, ref_outs, ref_grads = public.reference(xs, gs, params, momentum=momentum)
+    want = public.torch_steps(**data, affine_seed=1, momentum=momentum)
+    ref_outs, ref_grads, ref_state = want["outputs"], want["input_grads"], want["state"]
     m, outs, grads = public.on_student(student, child, xs, gs, params, momentum=momentum)
     steps = len(xs)
     got = fetch(*outs, *grads, m.running_mean, m.running_var)
@@ -45,10 +48,10 @@ def _train_and_compare(student, child, xs, gs, *, what: str, momentum: float = 0
         public.assert_close(y, ref_outs[step], name=name)
         public.assert_close(got[steps + step], ref_grads[step],
                             name=f"{what}: input gradient of training step {step + 1}")
-    public.assert_close(got[-2], ref.running_mean, name=f"{what}: running_mean")
+    public.assert_close(got[-2], ref_state["running_mean"], name=f"{what}: running_mean")
     # a biased running_var loses its points in the public test_running_var, not again here
     biased = public.running_stats(xs, lambda k: momentum, unbiased=False)[1]
-    public.assert_close_here(got[-1], ref.running_var, name=f"{what}: running_var",
+    public.assert_close_here(got[-1], ref_state["running_var"], name=f"{what}: running_var",
                              graded_elsewhere={"biased": biased})
 
 
@@ -56,22 +59,19 @@ def _train_and_compare(student, child, xs, gs, *, what: str, momentum: float = 0
 @pytest.mark.parametrize("channels", [1, 7])
 def test_hidden_channels(student, child, channels):
     """other channel counts (1 and 7): outputs, gradients and running statistics"""
-    xs, gs = public.batches(shape=(2, channels, 2, 2), seed=10 + channels)
-    _train_and_compare(student, child, xs, gs, what=f"{channels} channels")
+    _train_and_compare(student, child, what=f"{channels} channels", shape=(2, channels, 2, 2), seed=10 + channels)
 
 
 @pytest.mark.points(1)
 def test_hidden_batch_size_2(student, child):
     """a batch of 2 with 1x1 images: n = 2 values per channel (unbiased variance = 2x biased)"""
-    xs, gs = public.batches(shape=(2, 4, 1, 1), seed=20)
-    _train_and_compare(student, child, xs, gs, what="batch (2, 4, 1, 1)")
+    _train_and_compare(student, child, what="batch (2, 4, 1, 1)", shape=(2, 4, 1, 1), seed=20)
 
 
 @pytest.mark.points(2)
 def test_hidden_large_mean(student, child):
     """inputs with mean 1e6 and spread ~1: the variance must not be computed as E[x²]−E[x]²"""
-    xs, gs = public.batches(steps=2, seed=30, loc=1e6)
-    _train_and_compare(student, child, xs, gs, what="inputs around 1e6",
+    _train_and_compare(student, child, what="inputs around 1e6", steps=2, seed=30, loc=1e6,
                        rough="the variance lost precision: E[x²]−E[x]² cancels catastrophically for large "
                              "means; compute the mean of (x − mean)²")
 
@@ -80,5 +80,4 @@ def test_hidden_large_mean(student, child):
 @pytest.mark.parametrize("momentum", [0.0, 0.3, 1.0])
 def test_hidden_momentum(student, child, momentum):
     """momentum 0.0 (running stats frozen), 0.3 and 1.0 (last batch only)"""
-    xs, gs = public.batches(seed=40)
-    _train_and_compare(student, child, xs, gs, what=f"momentum={momentum}", momentum=momentum)
+    _train_and_compare(student, child, what=f"momentum={momentum}", momentum=momentum, seed=40)
