@@ -20,7 +20,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kit.grader.suite import assert_close, fail, fetch, student_raises
+from kit.grader.suite import assert_close, fail, fetch, reference, student_raises
 
 pytestmark = pytest.mark.component("FocalLoss")
 
@@ -87,6 +87,25 @@ def focal_and_grad(logits: torch.Tensor, target: torch.Tensor, g: torch.Tensor |
     return out.detach(), leaf.grad
 
 
+@reference
+def expected(shape: tuple[int, ...] = (N, C), seed: int = 0, scale: float = 2.0, ignore: float = 0.0,
+             ignore_index: int = -100, dtype: torch.dtype = F64, *, upstream: bool = False, **loss: Any):
+    """(loss, d loss/d logits) of the reference in float64 on data(shape, seed, scale, ignore, ignore_index,
+    dtype), with its upstream gradient if `upstream`; `loss` holds FocalLoss's settings (alpha as a tuple)."""
+    logits, target, g = data(shape, seed, scale, ignore, ignore_index, dtype)
+    return focal_and_grad(logits.double(), target, g.double() if upstream else None, ignore_index=ignore_index,
+                          **loss)
+
+
+@reference
+def cross_entropy(seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """F.cross_entropy (reduction 'mean') on data(seed=seed), and its gradient w.r.t. the logits."""
+    logits, target, _ = data(seed=seed)
+    leaf = logits.clone().requires_grad_()
+    F.cross_entropy(leaf, target).backward()
+    return F.cross_entropy(logits, target), leaf.grad
+
+
 def on_student(student, child, logits: torch.Tensor, target: torch.Tensor, g: torch.Tensor | None = None,
                **kwargs):
     """The student's loss and its gradient, as proxies (nothing runs until fetch)."""
@@ -100,10 +119,10 @@ def on_student(student, child, logits: torch.Tensor, target: torch.Tensor, g: to
     return out, leaf.grad
 
 
-def compare(student, child, logits, target, g=None, *, what: str, value_mistakes: dict | None = None,
+def compare(student, child, logits, target, g=None, *, want: tuple, what: str, value_mistakes: dict | None = None,
             grad_mistakes: dict | None = None, values: bool = True, grads: bool = True, **kwargs) -> None:
-    """Run the student's loss once and compare its value and/or gradient with the reference."""
-    ref_out, ref_grad = focal_and_grad(logits, target, g, **kwargs)
+    """Run the student's loss once and compare its value and/or gradient with `want`, the reference's."""
+    ref_out, ref_grad = want
     out, grad = on_student(student, child, logits, target, g, **kwargs)
     out, grad = fetch(out, grad)
     if values:
@@ -130,7 +149,7 @@ def test_ce_value(student, child):
     """gamma=0, alpha=None: the loss equals F.cross_entropy (reduction 'mean')"""
     logits, target, _ = data()
     out = fetch(student.FocalLoss(gamma=0.0)(logits, target))
-    assert_close(out, F.cross_entropy(logits, target), name="loss with gamma=0", mistakes={
+    assert_close(out, cross_entropy(seed=0)[0], name="loss with gamma=0", mistakes={
         "the sum was returned: reduction='mean' averages": F.cross_entropy(logits, target, reduction="sum"),
         "the sign is flipped: the loss is -log p_t": -F.cross_entropy(logits, target),
     })
@@ -140,13 +159,11 @@ def test_ce_value(student, child):
 def test_ce_grad(student, child):
     """gamma=0, alpha=None: the gradient w.r.t. the logits equals that of F.cross_entropy"""
     logits, target, _ = data(seed=1)
-    leaf = logits.clone().requires_grad_()
-    F.cross_entropy(leaf, target).backward()
     _, grad = on_student(student, child, logits, target, gamma=0.0)
     grad = fetch(grad)
     if grad is None:
         fail("logits.grad is None after backward(): compute the loss from the logits with differentiable operations")
-    assert_close(grad, leaf.grad, name="gradient with gamma=0")
+    assert_close(grad, cross_entropy(seed=1)[1], name="gradient with gamma=0")
 
 
 # --- the focal term --------------------------------------------------------------------------------------
@@ -159,8 +176,8 @@ def test_gamma_value(student, child):
         logits, target, g = data(seed=2)
         mistakes = {cause: focal(logits, target, **{"gamma": gamma, "reduction": "none", **flags})
                     for cause, flags in FOCAL_MISTAKES.items()}
-        compare(student, child, logits, target, g, what=f"gamma={gamma:g}", value_mistakes=mistakes, grads=False,
-                gamma=gamma, reduction="none")
+        compare(student, child, logits, target, g, want=expected(seed=2, upstream=True, gamma=gamma, reduction="none"),
+                what=f"gamma={gamma:g}", value_mistakes=mistakes, grads=False, gamma=gamma, reduction="none")
 
 
 @pytest.mark.points(2)
@@ -170,8 +187,8 @@ def test_gamma_grad(student, child):
         logits, target, g = data(seed=3)
         mistakes = {"the focal term (1 - p_t)^gamma was detached: the gradient must flow through it too":
                     focal_and_grad(logits, target, g, gamma=gamma, reduction="none", detach_focal=True)[1]}
-        compare(student, child, logits, target, g, what=f"gamma={gamma:g}", grad_mistakes=mistakes,
-                values=False, gamma=gamma, reduction="none")
+        compare(student, child, logits, target, g, want=expected(seed=3, upstream=True, gamma=gamma, reduction="none"),
+                what=f"gamma={gamma:g}", grad_mistakes=mistakes, values=False, gamma=gamma, reduction="none")
 
 
 # --- alpha -----------------------------------------------------------------------------------------------
@@ -182,7 +199,8 @@ def test_alpha_float(student, child):
     """alpha=0.25 (a float) multiplies every element's loss by 0.25"""
     logits, target, g = data(seed=4)
     kwargs = dict(gamma=2.0, alpha=0.25, reduction="none")
-    compare(student, child, logits, target, g, what="alpha=0.25", value_mistakes={
+    compare(student, child, logits, target, g, want=expected(seed=4, upstream=True, **kwargs), what="alpha=0.25",
+            value_mistakes={
         "alpha applied as in binary focal loss (alpha for class 1, 1 - alpha for the others): a float alpha "
         "is a constant factor for every class": focal(logits, target, **kwargs, binary_alpha=True),
         "alpha ignored": focal(logits, target, gamma=2.0, reduction="none"),
@@ -195,7 +213,8 @@ def test_alpha_per_class(student, child):
     """alpha as a list and as a tensor of C weights: alpha_t = alpha[target]"""
     logits, target, g = data(seed=5)
     for alpha, kind in ((list(ALPHA), "a list"), (torch.tensor(ALPHA), "a tensor")):
-        compare(student, child, logits, target, g, what=f"alpha given as {kind}", value_mistakes={
+        want = expected(seed=5, upstream=True, gamma=2.0, alpha=tuple(ALPHA), reduction="none")
+        compare(student, child, logits, target, g, want=want, what=f"alpha given as {kind}", value_mistakes={
             "alpha ignored": focal(logits, target, gamma=2.0, reduction="none"),
         }, gamma=2.0, alpha=alpha, reduction="none")
 
@@ -207,7 +226,9 @@ def test_alpha_per_class(student, child):
 def test_reduction_none(student, child):
     """reduction='none' returns one loss per sample, shape (N,)"""
     logits, target, g = data(seed=6)
-    compare(student, child, logits, target, g, what="reduction='none'", gamma=2.0, alpha=ALPHA, reduction="none")
+    compare(student, child, logits, target, g, want=expected(seed=6, upstream=True, gamma=2.0, alpha=tuple(ALPHA),
+                                                             reduction="none"),
+            what="reduction='none'", gamma=2.0, alpha=ALPHA, reduction="none")
 
 
 @pytest.mark.points(1)
@@ -215,7 +236,8 @@ def test_reduction_sum(student, child):
     """reduction='sum' returns the sum of the per-sample losses"""
     logits, target, _ = data(seed=7)
     kwargs = dict(gamma=2.0, alpha=ALPHA)
-    compare(student, child, logits, target, what="reduction='sum'", value_mistakes={
+    compare(student, child, logits, target, want=expected(seed=7, gamma=2.0, alpha=tuple(ALPHA), reduction="sum"),
+            what="reduction='sum'", value_mistakes={
         "the mean was returned": focal(logits, target, **kwargs, reduction="mean"),
     }, **kwargs, reduction="sum")
 
@@ -225,7 +247,8 @@ def test_reduction_mean(student, child):
     """reduction='mean' (the default) divides the sum by the number of elements, not by the sum of alpha_t"""
     logits, target, _ = data(seed=8)
     kwargs = dict(gamma=2.0, alpha=ALPHA)
-    compare(student, child, logits, target, what="reduction='mean'", value_mistakes={
+    compare(student, child, logits, target, want=expected(seed=8, gamma=2.0, alpha=tuple(ALPHA)),
+            what="reduction='mean'", value_mistakes={
         "divided by the sum of alpha_t (as F.cross_entropy does with weight=): FocalLoss divides by the "
         "number of non-ignored elements": focal(logits, target, **kwargs, mean_by_alpha=True),
         "the sum was returned": focal(logits, target, **kwargs, reduction="sum"),
@@ -255,9 +278,10 @@ def _ignored_values(student, ignore_index: int, what: str) -> None:
     logits, target, _ = data(seed=9, ignore=0.4, ignore_index=ignore_index)
     kwargs = dict(gamma=2.0, ignore_index=ignore_index)
     got = fetch(*(student.FocalLoss(**kwargs, reduction=r)(logits, target) for r in ("none", "sum", "mean")))
-    assert_close(got[0], focal(logits, target, **kwargs, reduction="none"), name=f"loss with reduction='none', {what}")
-    assert_close(got[1], focal(logits, target, **kwargs, reduction="sum"), name=f"loss with reduction='sum', {what}")
-    assert_close(got[2], focal(logits, target, **kwargs), name=f"loss with reduction='mean', {what}", mistakes={
+    want = [expected(seed=9, ignore=0.4, reduction=r, **kwargs)[0] for r in ("none", "sum", "mean")]
+    assert_close(got[0], want[0], name=f"loss with reduction='none', {what}")
+    assert_close(got[1], want[1], name=f"loss with reduction='sum', {what}")
+    assert_close(got[2], want[2], name=f"loss with reduction='mean', {what}", mistakes={
         "'mean' divided by all elements, ignored ones included: divide by the number of non-ignored ones":
             focal(logits, target, **kwargs, mean_over_all=True),
     })
@@ -275,8 +299,9 @@ def test_ignore_index_grad(student, child):
     """ignored targets get exactly zero gradient; the others get that of the non-ignored loss"""
     for ignore_index, what in IGNORE_CASES:
         logits, target, _ = data(seed=10, ignore=0.4, ignore_index=ignore_index)
-        explain_ignored(lambda: compare(student, child, logits, target, what=f"reduction='mean', {what}",
-                                        values=False, gamma=2.0, ignore_index=ignore_index))  # noqa: B023
+        want = expected(seed=10, ignore=0.4, ignore_index=ignore_index, gamma=2.0)
+        explain_ignored(lambda: compare(student, child, logits, target, want=want, values=False,  # noqa: B023
+                                        what=f"reduction='mean', {what}", gamma=2.0, ignore_index=ignore_index))
 
 
 # --- shapes and numerics ------------------------------------------------------------------------------------------
@@ -286,17 +311,27 @@ def test_ignore_index_grad(student, child):
 def test_spatial(student, child):
     """logits (N, C, d1, d2) with targets (N, d1, d2): per-position losses of shape (N, d1, d2) and gradients"""
     logits, target, g = data(shape=(2, C, 3, 4), seed=11)
-    compare(student, child, logits, target, g, what="logits (2, 5, 3, 4)", gamma=2.0, alpha=ALPHA, reduction="none")
+    want = expected(shape=(2, C, 3, 4), seed=11, upstream=True, gamma=2.0, alpha=tuple(ALPHA), reduction="none")
+    compare(student, child, logits, target, g, want=want, what="logits (2, 5, 3, 4)", gamma=2.0, alpha=ALPHA,
+            reduction="none")
 
 
-@pytest.mark.points(2)
-def test_large_logits(student, child):
-    """float32 logits of magnitude 100: finite loss and gradients that match (use log_softmax, not log(softmax))"""
+@reference
+def large_logits() -> dict:
+    """float32 logits of magnitude 100, targets, and the reference's per-element loss and gradient in float64."""
     gen = torch.Generator().manual_seed(12)
     logits = ((torch.rand(N, C, generator=gen, dtype=F64) * 2 - 1) * 100).float()
     logits[:, 0], logits[:, 1] = 100.0, -100.0  # p = 1 for class 0, p = e^-200 for class 1: underflows in softmax
     target = torch.tensor([1, 0, 1, 2, 3, 4, 1, 0])
     ref_out, ref_grad = focal_and_grad(logits.double(), target, gamma=2.0, reduction="none")
+    return {"logits": logits, "target": target, "loss": ref_out, "grad": ref_grad}
+
+
+@pytest.mark.points(2)
+def test_large_logits(student, child):
+    """float32 logits of magnitude 100: finite loss and gradients that match (use log_softmax, not log(softmax))"""
+    case = large_logits()
+    logits, target, ref_out, ref_grad = case["logits"], case["target"], case["loss"], case["grad"]
     out, grad = on_student(student, child, logits, target, gamma=2.0, reduction="sum")
     per_element = student.FocalLoss(gamma=2.0, reduction="none")(logits, target)
     total, grad, values = fetch(out, grad, per_element)
@@ -347,7 +382,7 @@ def test_target_shape_error(student):
 def test_gpu_alpha_list(student, child):
     """on CUDA with alpha given as a Python list: loss and gradient on the GPU match"""
     logits, target, _ = data(seed=13, dtype=torch.float32)
-    ref_out, ref_grad = focal_and_grad(logits.double(), target, gamma=2.0, alpha=ALPHA)
+    ref_out, ref_grad = expected(seed=13, dtype=torch.float32, gamma=2.0, alpha=tuple(ALPHA))
     out, grad = on_student(student, child, logits.cuda(), target.cuda(), gamma=2.0, alpha=list(ALPHA))
     out, grad = fetch(out, grad)
     assert_close(out, ref_out.float().cuda(), name="loss on CUDA, alpha as a list")
@@ -359,7 +394,7 @@ def test_gpu_alpha_list(student, child):
 def test_gpu_alpha_cpu_tensor(student, child):
     """on CUDA with alpha given as a CPU tensor: alpha must follow the logits to the GPU"""
     logits, target, _ = data(seed=14, dtype=torch.float32)
-    ref_out, ref_grad = focal_and_grad(logits.double(), target, gamma=2.0, alpha=ALPHA)
+    ref_out, ref_grad = expected(seed=14, dtype=torch.float32, gamma=2.0, alpha=tuple(ALPHA))
     out, grad = on_student(student, child, logits.cuda(), target.cuda(), gamma=2.0, alpha=torch.tensor(ALPHA))
     out, grad = fetch(out, grad)
     assert_close(out, ref_out.float().cuda(), name="loss on CUDA, alpha as a CPU tensor")

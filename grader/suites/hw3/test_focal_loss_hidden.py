@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kit.grader.suite import assert_close, fail, fetch
+from kit.grader.suite import assert_close, fail, fetch, reference
 
 _spec = importlib.util.spec_from_file_location("kit_hw3_public_checks", Path(__file__).with_name("test_focal_loss.py"))
 public = importlib.util.module_from_spec(_spec)
@@ -21,26 +21,47 @@ _spec.loader.exec_module(public)
 pytestmark = [pytest.mark.hidden, pytest.mark.component("FocalLoss")]
 
 
+@reference
+def many_classes() -> dict:
+    """100 classes: logits, targets, a float64 alpha tensor, and the reference's loss and gradient."""
+    logits, target, _ = public.data(shape=(16, 100), seed=20)
+    alpha = torch.rand(100, generator=torch.Generator().manual_seed(21), dtype=torch.float64)
+    return {"inputs": (logits, target), "alpha": alpha,
+            "want": public.focal_and_grad(logits, target, gamma=2.0, alpha=alpha)}
+
+
+@reference
+def valid_class_ignored() -> dict:
+    """data(seed=25) with the first three targets set to 1, and the reference's loss and gradient for
+    ignore_index=1."""
+    logits, target, _ = public.data(seed=25)
+    target[:3] = 1
+    return {"inputs": (logits, target), "want": public.focal_and_grad(logits, target, gamma=2.0, ignore_index=1)}
+
+
 @pytest.mark.points(1)
 def test_hidden_many_classes(student, child):
     """100 classes, per-class alpha as a float64 tensor, reduction 'mean': value and gradient"""
-    logits, target, _ = public.data(shape=(16, 100), seed=20)
-    alpha = torch.rand(100, generator=torch.Generator().manual_seed(21), dtype=torch.float64)
-    public.compare(student, child, logits, target, what="100 classes", gamma=2.0, alpha=alpha)
+    case = many_classes()
+    public.compare(student, child, *case["inputs"], want=case["want"], what="100 classes", gamma=2.0,
+                   alpha=case["alpha"])
 
 
 @pytest.mark.points(1)
 def test_hidden_gamma_half(student, child):
     """gamma=0.5 with moderate logits (p_t well below 1): per-element values and gradients"""
     logits, target, g = public.data(seed=22, scale=1.0)
-    public.compare(student, child, logits, target, g, what="gamma=0.5", gamma=0.5, reduction="none")
+    want = public.expected(seed=22, scale=1.0, upstream=True, gamma=0.5, reduction="none")
+    public.compare(student, child, logits, target, g, want=want, what="gamma=0.5", gamma=0.5, reduction="none")
 
 
 @pytest.mark.points(1)
 def test_hidden_spatial_3d(student, child):
     """logits (N, C, d1, d2, d3) with targets (N, d1, d2, d3)"""
     logits, target, g = public.data(shape=(2, public.C, 2, 3, 2), seed=23)
-    public.compare(student, child, logits, target, g, what="logits (2, 5, 2, 3, 2)", gamma=2.0,
+    want = public.expected(shape=(2, public.C, 2, 3, 2), seed=23, upstream=True, gamma=2.0,
+                           alpha=tuple(public.ALPHA), reduction="none")
+    public.compare(student, child, logits, target, g, want=want, what="logits (2, 5, 2, 3, 2)", gamma=2.0,
                    alpha=public.ALPHA, reduction="none")
 
 
@@ -48,16 +69,17 @@ def test_hidden_spatial_3d(student, child):
 def test_hidden_ignore_with_alpha(student, child):
     """ignored targets (-100) together with per-class alpha: alpha must not be indexed with -100"""
     logits, target, _ = public.data(seed=24, ignore=0.4)
-    public.compare(student, child, logits, target, what="alpha list and ignored targets", gamma=2.0,
+    want = public.expected(seed=24, ignore=0.4, gamma=2.0, alpha=tuple(public.ALPHA))
+    public.compare(student, child, logits, target, want=want, what="alpha list and ignored targets", gamma=2.0,
                    alpha=public.ALPHA)
 
 
 @pytest.mark.points(1)
 def test_hidden_ignore_valid_class(student, child):
     """ignore_index=1, a real class index: targets equal to 1 are ignored (not just negative ones)"""
-    logits, target, _ = public.data(seed=25)
-    target[:3] = 1
-    public.compare(student, child, logits, target, what="ignore_index=1", gamma=2.0, ignore_index=1)
+    case = valid_class_ignored()
+    public.compare(student, child, *case["inputs"], want=case["want"], what="ignore_index=1", gamma=2.0,
+                   ignore_index=1)
 
 
 @pytest.mark.points(1)
