@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kit.grader.suite import CheckFailed, assert_close, fail, fetch
+from kit.grader.suite import CheckFailed, assert_close, fail, fetch, reference
 
 
 def _load_ref():
@@ -105,40 +105,54 @@ def test_is_optimizer(student, child):
              "super().__init__(params, defaults)")
 
 
+@reference
+def first_steps() -> dict:
+    """test_first_steps' inputs, torch.optim.Adam's parameters after each step, and two mistakes' parameters."""
+    inits, grads, hp = ref.randn(SHAPES, seed=1), ref.bounded(SHAPES, 3, seed=2), dict(lr=0.1)
+    return {"inits": inits, "grads": grads, "hp": hp, "want": ref.torch_adam(inits, grads, 3, **hp)[0],
+            "no_bias_correction": ref.hand_adam(inits, grads, 3, mistake="no_bias_correction", **hp),
+            "off_by_one": ref.hand_adam(inits, grads, 3, mistake="off_by_one", **hp)}
+
+
 @pytest.mark.points(2)
 def test_first_steps(student, child):
     """parameters after each of the first 3 steps match torch.optim.Adam"""
-    inits = ref.randn(SHAPES, seed=1)
-    grads = ref.bounded(SHAPES, 3, seed=2)
-    hp = dict(lr=0.1)
-    _, _, snaps = student_adam(student, child, inits, grads, 3, **hp)
-    want, _ = ref.torch_adam(inits, grads, 3, **hp)
-    compare_steps(fetch(*snaps), want, mistakes={
-        "no bias correction (m and v must be divided by 1 - beta1^t and 1 - beta2^t)":
-            ref.hand_adam(inits, grads, 3, mistake="no_bias_correction", **hp),
-        "off by one in the step count (the first step must use t = 1 in the bias corrections)":
-            ref.hand_adam(inits, grads, 3, mistake="off_by_one", **hp),
+    case = first_steps()
+    _, _, snaps = student_adam(student, child, case["inits"], case["grads"], 3, **case["hp"])
+    compare_steps(fetch(*snaps), case["want"], mistakes={
+        "no bias correction (m and v must be divided by 1 - beta1^t and 1 - beta2^t)": case["no_bias_correction"],
+        "off by one in the step count (the first step must use t = 1 in the bias corrections)": case["off_by_one"],
     })
 
 
-@pytest.mark.points(2)
-def test_long_run(student, child):
-    """120 steps on a quadratic loss (betas=(0.85, 0.99)) stay on torch.optim.Adam's trajectory"""
+@reference
+def long_run() -> dict:
+    """test_long_run's inputs (a quadratic's targets), and the parameters after each of 120 steps of
+    torch.optim.Adam and of three mistakes."""
     inits = ref.randn(SHAPES, seed=3)
     # targets 3 to 5 away: the parameters never get close, so gradients stay large
     targets = [p + torch.sign(t) * (3 + 2 * t.abs().clamp(max=1)) for p, t in zip(inits, ref.randn(SHAPES, seed=4))]
     source = ref.Quadratic(targets, [0.5, 1.5])
     hp = dict(lr=0.01, betas=(0.85, 0.99))
-    _, _, snaps = student_adam(student, child, inits, source, 120, **hp)
-    want, _ = ref.torch_adam(inits, source, 120, **hp)
+    return {"inits": inits, "targets": targets, "hp": hp, "want": ref.torch_adam(inits, source, 120, **hp)[0],
+            "no_bias_correction": ref.hand_adam(inits, source, 120, mistake="no_bias_correction", **hp),
+            "off_by_one": ref.hand_adam(inits, source, 120, mistake="off_by_one", **hp),
+            "betas_ignored": ref.hand_adam(inits, source, 120, lr=0.01)}
+
+
+@pytest.mark.points(2)
+def test_long_run(student, child):
+    """120 steps on a quadratic loss (betas=(0.85, 0.99)) stay on torch.optim.Adam's trajectory"""
+    case = long_run()
+    source = ref.Quadratic(case["targets"], [0.5, 1.5])
+    _, _, snaps = student_adam(student, child, case["inits"], source, 120, **case["hp"])
     got = fetch(snaps[59], snaps[119])
     mistakes = {
-        "no bias correction": ref.hand_adam(inits, source, 120, mistake="no_bias_correction", **hp),
-        "off by one in the step count": ref.hand_adam(inits, source, 120, mistake="off_by_one", **hp),
-        "betas ignored (the defaults 0.9, 0.999 were used instead of the betas given)":
-            ref.hand_adam(inits, source, 120, lr=0.01),
+        "no bias correction": case["no_bias_correction"],
+        "off by one in the step count": case["off_by_one"],
+        "betas ignored (the defaults 0.9, 0.999 were used instead of the betas given)": case["betas_ignored"],
     }
-    compare_steps({59: got[0], 119: got[1]}, want, mistakes, steps=[59, 119])
+    compare_steps({59: got[0], 119: got[1]}, case["want"], mistakes, steps=[59, 119])
 
 
 def test_step_count(student, child):
@@ -162,14 +176,21 @@ def test_step_count(student, child):
                            "state['step']": first_update_at(inits[2], grads[2][2], t=3, lr=0.01)})
 
 
+@reference
+def moments() -> dict:
+    """test_moments' inputs, torch.optim.Adam's state after 3 steps, and the moments with swapped betas."""
+    inits, grads = ref.randn(SHAPES, seed=7), ref.bounded(SHAPES, 3, seed=8)
+    m_sw, v_sw, _ = ref.moments_by_hand(grads, 3, inits, mistake="swapped_betas")
+    return {"inits": inits, "grads": grads, "state": ref.torch_adam(inits, grads, 3, lr=0.05)[1].state_dict()["state"],
+            "swapped": (m_sw, v_sw)}
+
+
 def test_moments(student, child):
     """state 'exp_avg' and 'exp_avg_sq' (the raw moments m and v) match torch.optim.Adam"""
-    inits = ref.randn(SHAPES, seed=7)
-    grads = ref.bounded(SHAPES, 3, seed=8)
-    _, opt, _ = student_adam(student, child, inits, grads, 3, lr=0.05)
-    _, topt = ref.torch_adam(inits, grads, 3, lr=0.05)
-    sd, want = fetch(opt.state_dict()), topt.state_dict()["state"]
-    m_sw, v_sw, _ = ref.moments_by_hand(grads, 3, inits, mistake="swapped_betas")
+    case = moments()
+    inits, want, (m_sw, v_sw) = case["inits"], case["state"], case["swapped"]
+    _, opt, _ = student_adam(student, child, inits, case["grads"], 3, lr=0.05)
+    sd = fetch(opt.state_dict())
     for i in range(len(inits)):
         for key, swapped in (("exp_avg", m_sw), ("exp_avg_sq", v_sw)):
             assert_close(state_of(sd, i, key, "moments"), want[i][key], name=f"state[{i}][{key!r}]",
@@ -178,18 +199,24 @@ def test_moments(student, child):
 
 # --- eps, weight decay, AMSGrad --------------------------------------------------------------------
 
-def test_eps_outside_sqrt(student, child):
-    """eps is added after the square root: sqrt(v_hat) + eps (eps=1e-2, gradients around 1e-3)"""
-    inits = ref.randn(SHAPES, seed=9)
-    grads = ref.bounded(SHAPES, 3, seed=10, scale=1e-3)
+@reference
+def eps_outside_sqrt() -> dict:
+    """test_eps_outside_sqrt's inputs, torch.optim.Adam's parameters after each step, and two mistakes'."""
+    inits, grads = ref.randn(SHAPES, seed=9), ref.bounded(SHAPES, 3, seed=10, scale=1e-3)
     # betas=(0, 0) make m = g and v = g^2 with no bias correction at all: only eps's place matters
     hp = dict(lr=0.1, betas=(0.0, 0.0), eps=1e-2)
-    _, _, snaps = student_adam(student, child, inits, grads, 3, **hp)
-    want, _ = ref.torch_adam(inits, grads, 3, **hp)
-    compare_steps(fetch(*snaps), want, mistakes={
-        "eps inside the square root: use sqrt(v_hat) + eps, not sqrt(v_hat + eps)":
-            ref.hand_adam(inits, grads, 3, mistake="eps_in_sqrt", **hp),
-        "eps is not used": ref.hand_adam(inits, grads, 3, mistake="eps_ignored", **hp),
+    return {"inits": inits, "grads": grads, "hp": hp, "want": ref.torch_adam(inits, grads, 3, **hp)[0],
+            "eps_in_sqrt": ref.hand_adam(inits, grads, 3, mistake="eps_in_sqrt", **hp),
+            "eps_ignored": ref.hand_adam(inits, grads, 3, mistake="eps_ignored", **hp)}
+
+
+def test_eps_outside_sqrt(student, child):
+    """eps is added after the square root: sqrt(v_hat) + eps (eps=1e-2, gradients around 1e-3)"""
+    case = eps_outside_sqrt()
+    _, _, snaps = student_adam(student, child, case["inits"], case["grads"], 3, **case["hp"])
+    compare_steps(fetch(*snaps), case["want"], mistakes={
+        "eps inside the square root: use sqrt(v_hat) + eps, not sqrt(v_hat + eps)": case["eps_in_sqrt"],
+        "eps is not used": case["eps_ignored"],
     })
 
 
@@ -234,16 +261,26 @@ def test_grad_not_modified(student, child):
                                want + 0.1 * before[i]})
 
 
-def test_amsgrad_max(student, child):
-    """amsgrad: state 'max_exp_avg_sq' is the running maximum of the raw exp_avg_sq"""
+AMSGRAD_BETAS = (0.9, 0.9)
+
+
+@reference
+def amsgrad_max() -> dict:
+    """test_amsgrad_max's inputs, and v, its running maximum and the maximum of v_hat after 6 steps, by hand."""
     inits = ref.randn(SHAPES, seed=15)
     # large gradients, then small ones: v rises then falls, so its maximum lags behind it
     grads = ref.bounded(SHAPES, 2, seed=16, scale=2.0) + ref.bounded(SHAPES, 4, seed=17, scale=0.2)
-    betas = (0.9, 0.9)
-    _, opt, _ = student_adam(student, child, inits, grads, 6, lr=0.05, betas=betas, amsgrad=True)
+    _, v, vmax = ref.moments_by_hand(grads, 6, inits, AMSGRAD_BETAS)
+    _, _, vmax_hat = ref.moments_by_hand(grads, 6, inits, AMSGRAD_BETAS, mistake="corrected_max")
+    return {"inits": inits, "grads": grads, "v": v, "vmax": vmax, "vmax_hat": vmax_hat}
+
+
+def test_amsgrad_max(student, child):
+    """amsgrad: state 'max_exp_avg_sq' is the running maximum of the raw exp_avg_sq"""
+    case = amsgrad_max()
+    inits, v, vmax, vmax_hat = case["inits"], case["v"], case["vmax"], case["vmax_hat"]
+    _, opt, _ = student_adam(student, child, inits, case["grads"], 6, lr=0.05, betas=AMSGRAD_BETAS, amsgrad=True)
     sd = fetch(opt.state_dict())
-    _, v, vmax = ref.moments_by_hand(grads, 6, inits, betas)
-    _, _, vmax_hat = ref.moments_by_hand(grads, 6, inits, betas, mistake="corrected_max")
     for i in range(len(inits)):
         assert_close(state_of(sd, i, "max_exp_avg_sq", "amsgrad=True"), vmax[i], name=f"state[{i}]['max_exp_avg_sq']",
                      mistakes={"the maximum is taken over the bias-corrected v_hat; take it over the raw "
@@ -252,21 +289,28 @@ def test_amsgrad_max(student, child):
                                "max_exp_avg_sq is never updated": torch.zeros_like(v[i])})
 
 
-def test_amsgrad_step(student, child):
-    """amsgrad: the update divides by the bias-corrected running maximum, as torch.optim.Adam"""
+@reference
+def amsgrad_step() -> dict:
+    """test_amsgrad_step's inputs, torch.optim.Adam's parameters after each step, and four mistakes'."""
     inits = ref.randn(SHAPES, seed=18)
     grads = ref.bounded(SHAPES, 3, seed=19, scale=2.0) + ref.bounded(SHAPES, 5, seed=20, scale=0.1)
-    hp = dict(lr=0.05, betas=(0.9, 0.9), amsgrad=True)
-    _, _, snaps = student_adam(student, child, inits, grads, 8, **hp)
-    want, _ = ref.torch_adam(inits, grads, 8, **hp)
-    compare_steps(fetch(*snaps), want, mistakes={
-        "amsgrad ignored (the update must use max_exp_avg_sq instead of exp_avg_sq)":
-            ref.hand_adam(inits, grads, 8, mistake="amsgrad_ignored", **hp),
+    hp = dict(lr=0.05, betas=AMSGRAD_BETAS, amsgrad=True)
+    mistakes = ("amsgrad_ignored", "amsgrad_corrected_max", "amsgrad_uncorrected", "no_bias_correction")
+    return {"inits": inits, "grads": grads, "hp": hp, "want": ref.torch_adam(inits, grads, 8, **hp)[0],
+            **{m: ref.hand_adam(inits, grads, 8, mistake=m, **hp) for m in mistakes}}
+
+
+def test_amsgrad_step(student, child):
+    """amsgrad: the update divides by the bias-corrected running maximum, as torch.optim.Adam"""
+    case = amsgrad_step()
+    _, _, snaps = student_adam(student, child, case["inits"], case["grads"], 8, **case["hp"])
+    compare_steps(fetch(*snaps), case["want"], mistakes={
+        "amsgrad ignored (the update must use max_exp_avg_sq instead of exp_avg_sq)": case["amsgrad_ignored"],
         "the maximum is taken over the bias-corrected v_hat instead of the raw exp_avg_sq":
-            ref.hand_adam(inits, grads, 8, mistake="amsgrad_corrected_max", **hp),
+            case["amsgrad_corrected_max"],
         "the maximum is not divided by 1 - beta2^t (bias correction missing in the amsgrad branch)":
-            ref.hand_adam(inits, grads, 8, mistake="amsgrad_uncorrected", **hp),
-        "no bias correction": ref.hand_adam(inits, grads, 8, mistake="no_bias_correction", **hp),
+            case["amsgrad_uncorrected"],
+        "no bias correction": case["no_bias_correction"],
     })
 
 
@@ -420,15 +464,21 @@ def test_closure(student, child):
 
 # --- on a GPU ----------------------------------------------------------------------------------------
 
-@pytest.mark.gpu
-def test_cuda_step(student, child):
-    """CUDA parameters: trajectory matches torch.optim.Adam on CUDA (weight decay, amsgrad)"""
+@reference
+def cuda_step() -> dict:
+    """test_cuda_step's inputs on CUDA, and torch.optim.Adam's parameters after each step there."""
     inits = [p.cuda() for p in ref.randn(SHAPES, seed=31)]
     grads = [[g.cuda() for g in step] for step in ref.bounded(SHAPES, 4, seed=32)]
     hp = dict(lr=0.05, weight_decay=0.01, amsgrad=True)
-    _, _, snaps = student_adam(student, child, inits, grads, 4, **hp)
-    want, _ = ref.torch_adam(inits, grads, 4, **hp)
-    compare_steps(fetch(*snaps), want)
+    return {"inits": inits, "grads": grads, "hp": hp, "want": ref.torch_adam(inits, grads, 4, **hp)[0]}
+
+
+@pytest.mark.gpu
+def test_cuda_step(student, child):
+    """CUDA parameters: trajectory matches torch.optim.Adam on CUDA (weight decay, amsgrad)"""
+    case = cuda_step()
+    _, _, snaps = student_adam(student, child, case["inits"], case["grads"], 4, **case["hp"])
+    compare_steps(fetch(*snaps), case["want"])
 
 
 @pytest.mark.gpu
