@@ -3,19 +3,23 @@
 `nn.MultiheadAttention(batch_first=True)` holds q, k and v projections packed in one
 `in_proj_weight`; the student's module holds them as `q_proj`, `k_proj`, `v_proj`.
 `renamed` converts one state_dict into the other.
+
+A reference network is named by (embed_dim, num_heads, seed, bias, device) and its inputs
+by their seed, so `weights` and `expected` are memoised (`@reference`); masks reach
+`expected` as `frozen(mask)`, a hashable copy of their values.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from kit.grader.suite import assert_close, fail, fetch
+from kit.grader.suite import assert_close, fail, fetch, reference
 
 F64 = torch.float64
 
 
-def reference(embed_dim: int = 8, num_heads: int = 2, *, bias: bool = True, seed: int = 0,
-              device: str = "cpu") -> nn.MultiheadAttention:
+def build(embed_dim: int = 8, num_heads: int = 2, *, bias: bool = True, seed: int = 0,
+          device: str = "cpu") -> nn.MultiheadAttention:
     """nn.MultiheadAttention in float64 with random weights and biases (torch starts biases at 0)."""
     torch.manual_seed(seed)
     ref = nn.MultiheadAttention(embed_dim, num_heads, bias=bias, batch_first=True, dtype=F64, device=device)
@@ -51,11 +55,20 @@ def expected_shapes(embed_dim: int, bias: bool = True) -> dict[str, tuple[int, .
     return shapes
 
 
-def student_copy(student, ref: nn.MultiheadAttention, *, dropout: float = 0.0):
-    """The student's module (a proxy) holding the reference's weights, in float64 on its device."""
-    m = student.MultiHeadAttention(ref.embed_dim, ref.num_heads, dropout=dropout, bias=ref.in_proj_bias is not None)
-    m = m.to(device=ref.in_proj_weight.device, dtype=F64)
-    m.load_state_dict(renamed(ref.state_dict()))
+@reference
+def weights(embed_dim: int = 8, num_heads: int = 2, *, bias: bool = True, seed: int = 0,
+            device: str = "cpu") -> dict[str, torch.Tensor]:
+    """build(...)'s state_dict under the student's names."""
+    return renamed(build(embed_dim, num_heads, bias=bias, seed=seed, device=device).state_dict())
+
+
+def student_copy(student, embed_dim: int = 8, num_heads: int = 2, *, bias: bool = True, seed: int = 0,
+                 device: str = "cpu", dropout: float = 0.0):
+    """The student's module (a proxy) holding build(...)'s weights, in float64 on its device."""
+    state = weights(embed_dim, num_heads, bias=bias, seed=seed, device=device)
+    m = student.MultiHeadAttention(embed_dim, num_heads, dropout=dropout, bias=bias)
+    m = m.to(device=state["q_proj.weight"].device, dtype=F64)
+    m.load_state_dict(state)
     return m
 
 
@@ -83,9 +96,28 @@ def run_reference(ref: nn.MultiheadAttention, q, k, v, up, **kwargs) -> dict:
             "grads": renamed({n: p.grad for n, p in ref.named_parameters()})}
 
 
-def run_student(student, child, ref: nn.MultiheadAttention, q, k, v, up, **kwargs) -> dict:
-    """The same quantities from the student's module, in one round trip."""
-    m = student_copy(student, ref)
+def frozen(mask: torch.Tensor) -> tuple:
+    """A mask as a hashable value (its dtype and its values as nested tuples), to pass to `expected`."""
+    def nested(values):
+        return tuple(nested(v) for v in values) if isinstance(values, list) else values
+    return mask.dtype, nested(mask.tolist())
+
+
+@reference
+def expected(embed_dim: int = 8, num_heads: int = 2, *, seed: int = 0, bias: bool = True, n: int = 2, l: int = 5,
+             s: int = 6, input_seed: int = 1, self_attention: bool = False, device: str = "cpu",
+             scale_mistake: bool = False, **masks: tuple) -> dict:
+    """run_reference of build(embed_dim, num_heads, seed=seed, bias=bias) on inputs(n, l, s, embed_dim,
+    seed=input_seed, ...), with the masks given as frozen(mask); scale_mistake: scaled_by_embed_dim instead."""
+    ref = build(embed_dim, num_heads, bias=bias, seed=seed, device=device)
+    q, k, v, up = inputs(n, l, s, embed_dim, seed=input_seed, device=device, self_attention=self_attention)
+    kwargs = {name: torch.tensor(values, dtype=dtype, device=device) for name, (dtype, values) in masks.items()}
+    return (scaled_by_embed_dim if scale_mistake else run_reference)(ref, q, k, v, up, **kwargs)
+
+
+def run_student(student, child, m, q, k, v, up, **kwargs) -> dict:
+    """Output, per-head weights and every gradient of sum(output * up) from the student's module `m`
+    (see student_copy), in one round trip."""
     leaves = [child.leaf(t) for t in (q, k, v)]
     result = m(*leaves, **kwargs)
     out, weights = result[0], result[1]
@@ -125,10 +157,6 @@ SCALE_MISTAKE = "the scores are divided by sqrt(embed_dim); divide by sqrt(head_
 
 
 INVERTED_MASK = "the bool mask is inverted: True marks the positions that may NOT be attended to"
-
-
-def with_scale_mistake(ref, q, k, v, up, **kwargs) -> dict:
-    return {SCALE_MISTAKE: scaled_by_embed_dim(ref, q, k, v, up, **kwargs)}
 
 
 def random_bool_mask(rows: int, cols: int, *, seed: int) -> torch.Tensor:

@@ -32,21 +32,25 @@ pytestmark = pytest.mark.component("MultiHeadAttention")
 ALL_GRADS = ("output", "query.grad", "key.grad", "value.grad", "grads")
 
 
-def check(student, child, *, e=8, h=2, n=2, l=5, s=6, seed=0, bias=True, keys=("output", "weights"),
-          self_attention=False, scale_hint=True, hints=None, **kwargs):
-    """Run the student's module and the reference on the same inputs; compare `keys`.
+def check(student, child, *, e=8, h=2, n=2, l=5, s=6, seed=0, input_seed=None, bias=True, device="cpu",
+          keys=("output", "weights"), self_attention=False, scale_hint=True, hints=None, **masks):
+    """Run the student's module and the reference on the same weights, inputs and masks; compare `keys`.
 
-    `hints(ref, q, k, v, up)` may return {likely cause: reference outputs of that mistake}.
+    Inputs come from seed + 1 unless `input_seed` is given. `hints` maps a likely cause to the masks
+    (as R.frozen(...)) with which the reference shows that mistake.
     """
-    ref = R.reference(e, h, bias=bias, seed=seed)
-    q, k, v, up = R.inputs(n, l, s, e, seed=seed + 1, self_attention=self_attention)
-    got = R.run_student(student, child, ref, q, k, v, up, **kwargs)
-    want = R.run_reference(ref, q, k, v, up, **kwargs)
-    mistakes = hints(ref, q, k, v, up) if hints else {}
+    input_seed = seed + 1 if input_seed is None else input_seed
+    q, k, v, up = R.inputs(n, l, s, e, seed=input_seed, device=device, self_attention=self_attention)
+    m = R.student_copy(student, e, h, bias=bias, seed=seed, device=device)
+    got = R.run_student(student, child, m, q, k, v, up, **masks)
+    case = dict(seed=seed, bias=bias, n=n, l=l, s=s, input_seed=input_seed, self_attention=self_attention,
+                device=device)
+    mask_keys = {name: R.frozen(mask) for name, mask in masks.items()}
+    want = R.expected(e, h, **case, **mask_keys)
+    mistakes = {cause: R.expected(e, h, **case, **wrong) for cause, wrong in (hints or {}).items()}
     if scale_hint:
-        mistakes.update(R.with_scale_mistake(ref, q, k, v, up, **kwargs))
+        mistakes[R.SCALE_MISTAKE] = R.expected(e, h, **case, scale_mistake=True, **mask_keys)
     R.compare(got, want, keys, mistakes)
-    return ref, q, k, v, up, got
 
 
 def test_structure(student, child):
@@ -55,9 +59,8 @@ def test_structure(student, child):
     params = fetch(child.named_parameters(m))
     shapes = {name: tuple(t.shape) for name, t in params.items()}
     assert_close(shapes, R.expected_shapes(12), name="parameter shapes")
-    ref = R.reference(12, 3)
-    m = R.student_copy(student, ref)
-    assert_close(fetch(m.state_dict()), R.renamed(ref.state_dict()), name="state_dict after loading")
+    m = R.student_copy(student, 12, 3)
+    assert_close(fetch(m.state_dict()), R.weights(12, 3), name="state_dict after loading")
 
 
 @pytest.mark.points(2)
@@ -93,18 +96,13 @@ def test_causal_mask(student, child):
     """bool causal attn_mask (L, L): True above the diagonal = may not attend to later positions"""
     mask = torch.ones(5, 5, dtype=torch.bool).triu(1)
     check(student, child, self_attention=True, s=5, seed=9, attn_mask=mask,
-          hints=lambda *a: {R.INVERTED_MASK: R.run_reference(*a, attn_mask=~mask)})
+          hints={R.INVERTED_MASK: {"attn_mask": R.frozen(~mask)}})
 
 
 def test_bool_mask(student, child):
     """random bool attn_mask (L, S), no row fully masked"""
     mask = R.random_bool_mask(4, 6, seed=11)
-    ref = R.reference(seed=10)
-    q, k, v, up = R.inputs(2, 4, 6, 8, seed=11)
-    got = R.run_student(student, child, ref, q, k, v, up, attn_mask=mask)
-    want = R.run_reference(ref, q, k, v, up, attn_mask=mask)
-    hints = {R.INVERTED_MASK: R.run_reference(ref, q, k, v, up, attn_mask=~mask)}
-    R.compare(got, want, ("output", "weights"), {**hints, **R.with_scale_mistake(ref, q, k, v, up, attn_mask=mask)})
+    check(student, child, l=4, s=6, seed=10, attn_mask=mask, hints={R.INVERTED_MASK: {"attn_mask": R.frozen(~mask)}})
 
 
 def test_float_mask(student, child):
@@ -121,22 +119,15 @@ def test_key_padding_mask(student, child):
     mask = torch.tensor([[False, False, False, False, True, True],
                          [False, True, False, False, False, False],
                          [False, False, False, False, False, True]])
-    ref = R.reference(seed=15)
-    q, k, v, up = R.inputs(3, 4, 6, 8, seed=15)
-    got = R.run_student(student, child, ref, q, k, v, up, key_padding_mask=mask)
-    want = R.run_reference(ref, q, k, v, up, key_padding_mask=mask)
-    hints = {"key_padding_mask is ignored": R.run_reference(ref, q, k, v, up),
-             R.INVERTED_MASK:
-                 R.run_reference(ref, q, k, v, up, key_padding_mask=~mask)}
-    R.compare(got, want, ("output", "weights", "key.grad"), {**hints, **R.with_scale_mistake(
-        ref, q, k, v, up, key_padding_mask=mask)})
+    hints = {"key_padding_mask is ignored": {}, R.INVERTED_MASK: {"key_padding_mask": R.frozen(~mask)}}
+    check(student, child, n=3, l=4, s=6, seed=15, input_seed=15, key_padding_mask=mask,
+          keys=("output", "weights", "key.grad"), hints=hints)
 
 
 def test_need_weights_false(student, child):
     """need_weights=False returns (output, None) with the same output"""
-    ref = R.reference(seed=17)
     q, k, v, _ = R.inputs(2, 3, 5, 8, seed=17)
-    m = R.student_copy(student, ref)
+    m = R.student_copy(student, seed=17)
     without, with_weights = fetch(m(q, k, v, need_weights=False), m(q, k, v)[0])
     if not isinstance(without, (tuple, list)) or len(without) != 2:
         fail(f"forward(..., need_weights=False) should return a pair (output, None), got {type(without).__name__}")
@@ -163,16 +154,15 @@ def test_head_dim_one(student, child):
     check(student, child, e=4, h=4, l=3, s=5, seed=23)
 
 
-def _dropout_pair(student, ref, p):
+def _dropout_pair(student, seed, p):
     """The student's module with dropout p and one with dropout 0, both holding the reference's weights."""
-    return R.student_copy(student, ref, dropout=p), R.student_copy(student, ref)
+    return R.student_copy(student, seed=seed, dropout=p), R.student_copy(student, seed=seed)
 
 
 def test_dropout_eval(student, child):
     """dropout=0.5 in eval mode: deterministic, the same as dropout=0"""
-    ref = R.reference(seed=25)
     q, k, v, _ = R.inputs(2, 3, 5, 8, seed=25)
-    dropped, plain = _dropout_pair(student, ref, 0.5)
+    dropped, plain = _dropout_pair(student, 25, 0.5)
     dropped.eval()
     plain.eval()
     first, second, want = fetch(dropped(q, k, v)[0], dropped(q, k, v)[0], plain(q, k, v)[0])
@@ -183,10 +173,9 @@ def test_dropout_eval(student, child):
 @pytest.mark.points(2)
 def test_dropout_train(student, child):
     """dropout=0.25 in train mode changes the output and keeps its expectation"""
-    ref = R.reference(seed=27)
     q, k, v, _ = R.inputs(1, 3, 4, 8, seed=27)
     copies = 3000  # one sample repeated: each copy draws its own dropout mask
-    m = R.student_copy(student, ref, dropout=0.25)
+    m = R.student_copy(student, seed=27, dropout=0.25)
     m.train()
     sampled = m(q.repeat(copies, 1, 1), k.repeat(copies, 1, 1), v.repeat(copies, 1, 1))[0]
     m.eval()
@@ -209,23 +198,17 @@ def test_dropout_train(student, child):
 @pytest.mark.gpu
 def test_cuda_forward_backward(student, child):
     """on CUDA: output, weights and every gradient match nn.MultiheadAttention on CUDA"""
-    ref = R.reference(seed=29, device="cuda")
-    q, k, v, up = R.inputs(2, 4, 6, 8, seed=29, device="cuda")
-    got = R.run_student(student, child, ref, q, k, v, up)
-    want = R.run_reference(ref, q, k, v, up)
-    R.compare(got, want, ("output", "weights", *ALL_GRADS[1:]))
+    check(student, child, l=4, s=6, seed=29, input_seed=29, device="cuda", keys=("output", "weights", *ALL_GRADS[1:]),
+          scale_hint=False)
 
 
 @pytest.mark.gpu
 @pytest.mark.points(2)
 def test_cuda_masks(student, child):
     """on CUDA: causal bool attn_mask, key_padding_mask and a float mask, all on the GPU"""
-    ref = R.reference(seed=31, device="cuda")
-    q, k, v, up = R.inputs(2, 5, 5, 8, seed=31, device="cuda")
     causal = torch.ones(5, 5, dtype=torch.bool, device="cuda").triu(1)
     padding = torch.tensor([[False, False, False, True, True], [False, False, False, False, False]], device="cuda")
     float_mask = torch.randn(5, 5, dtype=F64, generator=torch.Generator().manual_seed(31)).to("cuda")
-    for kwargs in ({"attn_mask": causal, "key_padding_mask": padding}, {"attn_mask": float_mask}):
-        got = R.run_student(student, child, ref, q, k, v, up, **kwargs)
-        want = R.run_reference(ref, q, k, v, up, **kwargs)
-        R.compare(got, want, ("output", "weights", "query.grad"))
+    for masks in ({"attn_mask": causal, "key_padding_mask": padding}, {"attn_mask": float_mask}):
+        check(student, child, l=5, s=5, seed=31, input_seed=31, device="cuda", keys=("output", "weights", "query.grad"),
+              scale_hint=False, **masks)

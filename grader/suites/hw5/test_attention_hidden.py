@@ -24,11 +24,11 @@ pytestmark = [pytest.mark.hidden, pytest.mark.component("MultiHeadAttention")]
 EVERYTHING = ("output", "weights", "query.grad", "key.grad", "value.grad", "grads")
 
 
-def compare(student, child, *, e, h, n, l, s, seed, **kwargs):
-    ref = R.reference(e, h, seed=seed)
+def compare(student, child, *, e, h, n, l, s, seed, **masks):
     q, k, v, up = R.inputs(n, l, s, e, seed=seed + 1)
-    got = R.run_student(student, child, ref, q, k, v, up, **kwargs)
-    want = R.run_reference(ref, q, k, v, up, **kwargs)
+    got = R.run_student(student, child, R.student_copy(student, e, h, seed=seed), q, k, v, up, **masks)
+    want = R.expected(e, h, seed=seed, n=n, l=l, s=s, input_seed=seed + 1,
+                      **{name: R.frozen(mask) for name, mask in masks.items()})
     R.compare(got, want, EVERYTHING)
 
 
