@@ -9,13 +9,12 @@ images; resnet18() itself is checked by its parameters, state_dict and feature m
 """
 import importlib.util
 import sys
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
 import torch
 
-from kit.grader.suite import CheckFailed, assert_close, fail, fetch
+from kit.grader.suite import CheckFailed, assert_close, fail, fetch, reference
 
 
 def _reference():
@@ -68,11 +67,18 @@ def close(actual, expected, name: str, mistakes=None, **tolerances) -> None:
         assert_close(actual, expected, name=name, mistakes=mistakes() if mistakes else None, **tolerances)
 
 
-@lru_cache(maxsize=None)
+GRAD_KEYS = ("conv1.weight", "bn1.bias", "layer1.0.conv1.weight", "layer2.0.shortcut.0.weight",
+             "layer3.0.conv2.weight", "layer4.0.bn1.weight", "fc.weight", "fc.bias")
+
+
+@reference
 def net_reference(training: bool, mistake: str | None = None, device: str = "cpu", num_blocks=SMALL) -> dict:
+    """The reference network's logits for images(2, seed=1), and the gradients of sum(logits * up) for
+    the images and the parameters in GRAD_KEYS."""
     state = R.random_state(R.layout(num_blocks, 10), device=device)
     x, up = images(2, seed=1, device=device)
-    return R.with_grads(R.forward, state, x, up, training=training, mistake=mistake)
+    out = R.with_grads(R.forward, state, x, up, training=training, mistake=mistake)
+    return {**out, "grads": {key: out["grads"][key] for key in GRAD_KEYS}}
 
 
 def keys_and_shapes(student_state: dict) -> dict:
@@ -100,6 +106,23 @@ def check_layout(got: dict, want: dict, what: str) -> None:
 
 # --- BasicBlock ----------------------------------------------------------------------------------
 
+@reference
+def block_reference(in_channels: int, out_channels: int, stride: int, seed: int, mistake: str | None = None) -> dict:
+    """BasicBlock(in, out, stride) as the reference: a random state_dict, an input x and an upstream gradient
+    (seed), the train-mode output and input gradient of sum(output * up), and the eval-mode output."""
+    state = R.random_state(R.block_layout(in_channels, out_channels, stride), seed)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, in_channels, 8, 8, generator=g, dtype=F64)
+    up = torch.randn(2, out_channels, 8 // stride, 8 // stride, generator=g, dtype=F64)
+
+    def fn(s, inp, training, mistake=None):
+        return R.block_forward(s, "", inp, stride, training, mistake)
+
+    train = R.with_grads(fn, state, x, up, training=True, mistake=mistake)
+    return {"state": state, "x": x, "up": up, "output": train["output"], "input.grad": train["input.grad"],
+            "eval": fn(state, x, training=False, mistake=mistake)}
+
+
 def block_check(student, child, in_channels: int, out_channels: int, stride: int, seed: int, *,
                 keys_only: bool = False) -> None:
     """BasicBlock(in, out, stride) alone: state_dict layout, then outputs in train and eval mode and the input gradient."""
@@ -111,10 +134,8 @@ def block_check(student, child, in_channels: int, out_channels: int, stride: int
         fail(f"BasicBlock.expansion is {expansion!r}; it should be 1")
     if keys_only:
         return
-    state = R.random_state(entries, seed)
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(2, in_channels, 8, 8, generator=g, dtype=F64)
-    up = torch.randn(2, out_channels, 8 // stride, 8 // stride, generator=g, dtype=F64)
+    want = block_reference(in_channels, out_channels, stride, seed)
+    state, x, up = want["state"], want["x"], want["up"]
     m = m.double()
     m.load_state_dict(state)
     xs = child.leaf(x)
@@ -125,20 +146,17 @@ def block_check(student, child, in_channels: int, out_channels: int, stride: int
     eval_out = m(x)
     got_train, got_grad, got_eval = fetch(train_out, xs.grad, eval_out)
 
-    def fn(s, inp, training, mistake=None):
-        return R.block_forward(s, "", inp, stride, training, mistake)
+    def hint(key):
+        """{likely cause: that value of the block with the stride on conv2}, computed on failure; only a
+        strided block can show it."""
+        if stride == 1:
+            return None
+        return lambda: {STRIDE_MISTAKE: block_reference(in_channels, out_channels, stride, seed,
+                                                        "stride_on_conv2")[key]}
 
-    def hint(value):
-        """{likely cause: value("stride_on_conv2")}, computed on failure; only a strided block can show it."""
-        return (lambda: {STRIDE_MISTAKE: value("stride_on_conv2")}) if stride != 1 else None
-
-    want = R.with_grads(fn, state, x, up, training=True)
-    close(got_train, want["output"], "output in train mode",
-          hint(lambda mistake: R.with_grads(fn, state, x, up, training=True, mistake=mistake)["output"]))
-    close(got_grad, want["input.grad"], "input.grad",
-          hint(lambda mistake: R.with_grads(fn, state, x, up, training=True, mistake=mistake)["input.grad"]))
-    close(got_eval, fn(state, x, training=False), "output in eval mode",
-          hint(lambda mistake: fn(state, x, training=False, mistake=mistake)))
+    close(got_train, want["output"], "output in train mode", hint("output"))
+    close(got_grad, want["input.grad"], "input.grad", hint("input.grad"))
+    close(got_eval, want["eval"], "output in eval mode", hint("eval"))
 
 
 @block
@@ -243,10 +261,6 @@ def test_forward_eval(student, child):
     m.eval()
     close(fetch(m(x)), net_reference(False)["output"], "logits in eval mode",
           lambda: {STRIDE_MISTAKE: net_reference(False, "stride_on_conv2")["output"]})
-
-
-GRAD_KEYS = ("conv1.weight", "bn1.bias", "layer1.0.conv1.weight", "layer2.0.shortcut.0.weight",
-             "layer3.0.conv2.weight", "layer4.0.bn1.weight", "fc.weight", "fc.bias")
 
 
 @resnet

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kit.grader.suite import assert_close, fetch
+from kit.grader.suite import fetch, reference
 
 
 def _public():
@@ -44,14 +44,22 @@ def test_hidden_resnet34_layout(student, child):
     P.check_layout(got, dict(R.layout((3, 4, 6, 3), 10)), "ResNet(BasicBlock, [3, 4, 6, 3])")
 
 
+OTHER_LAYOUT = (2, 1, 1, 2)
+
+
+@reference
+def other_layout(mistake: str | None = None):
+    """The reference's eval-mode logits of ResNet(BasicBlock, [2, 1, 1, 2], num_classes=7) holding
+    random_state(seed=25), for images(1, seed=25)."""
+    x = P.images(1, seed=25)[0]
+    return R.forward(R.random_state(R.layout(OTHER_LAYOUT, 7), seed=25), x, training=False, mistake=mistake)
+
+
 @pytest.mark.component("ResNet")
 def test_hidden_other_layout(student, child):
     """ResNet(BasicBlock, [2, 1, 1, 2], num_classes=7) in eval mode: logits match the reference"""
-    blocks = (2, 1, 1, 2)
     x = P.images(1, seed=25)[0]
-    m = P.student_net(student, child, blocks, num_classes=7, seed=25)
+    m = P.student_net(student, child, OTHER_LAYOUT, num_classes=7, seed=25)
     m.eval()
-    want = R.forward(R.random_state(R.layout(blocks, 7), seed=25), x, training=False)
-    P.close(fetch(m(x)), want, "logits in eval mode",
-            lambda: {P.STRIDE_MISTAKE: R.forward(R.random_state(R.layout(blocks, 7), seed=25), x, training=False,
-                                                 mistake="stride_on_conv2")})
+    P.close(fetch(m(x)), other_layout(), "logits in eval mode",
+            lambda: {P.STRIDE_MISTAKE: other_layout("stride_on_conv2")})
