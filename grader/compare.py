@@ -125,16 +125,34 @@ def _tensor_difference(actual: torch.Tensor, expected: torch.Tensor, name: str, 
     bad = diff > atol + rtol * e.abs()
     if not bad.any():
         return None
-    rel = torch.where(finite, diff / e.abs().clamp_min(torch.finfo(torch.float64).tiny), torch.zeros_like(a))
     worst = int(diff.flatten().argmax())
-    worst_rel = int(rel.flatten().argmax())
     at = _unravel(worst, a.shape)
-    at_rel = _unravel(worst_rel, a.shape)
     return (f"{name}: values differ ({_dtype(expected.dtype)}, rtol={rtol:g}, atol={atol:g})\n"
             f"  mismatched elements: {int(bad.sum())} / {bad.numel()} ({100 * float(bad.float().mean()):.1f}%)\n"
             f"  greatest absolute difference: {float(diff.flatten()[worst]):.3g} at index {at} "
             f"(got {float(a.flatten()[worst]):.6g}, expected {float(e.flatten()[worst]):.6g})\n"
-            f"  greatest relative difference: {float(rel.flatten()[worst_rel]):.3g} at index {at_rel}")
+            f"  greatest relative difference: {_relative(diff, e, bad, finite)}")
+
+
+def _relative(diff: torch.Tensor, e: torch.Tensor, bad: torch.Tensor, finite: torch.Tensor) -> str:
+    """The worst |actual - expected| / |expected|, honest where expected is 0 (there it is infinite).
+
+    Dividing by a tiny number instead would print a meaningless 1e+300; so a mismatch at an
+    expected 0 is reported as inf, and the finite figure is taken over the other elements.
+    """
+    zero, nonzero = finite & (e == 0), finite & (e != 0)
+    parts = []
+    if (bad & zero).any():
+        worst = int(torch.where(bad & zero, diff, -1.0).flatten().argmax())
+        parts.append(f"inf at index {_unravel(worst, e.shape)} (expected 0)")
+    if nonzero.any():
+        rel = torch.where(nonzero, diff / e.abs().where(nonzero, torch.ones_like(e)), torch.zeros_like(e))
+        worst = int(rel.flatten().argmax())
+        text = f"{float(rel.flatten()[worst]):.3g} at index {_unravel(worst, e.shape)}"
+        if (zero & (diff > 0)).any():
+            text += " (over the elements whose expected value is not 0)"
+        parts.append(text)
+    return "; ".join(parts)
 
 
 def _unravel(flat: int, shape: torch.Size) -> str:

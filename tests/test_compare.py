@@ -25,6 +25,30 @@ def test_value_difference_says_how_much_and_where():
     assert "mismatched elements: 1 / 6" in text
     assert "greatest absolute difference: 0.5 at index (1, 2)" in text
     assert "got 0.5, expected 0" in text
+    assert "greatest relative difference: inf at index (1, 2) (expected 0)" in text
+
+
+def test_relative_difference_where_nothing_is_zero():
+    expected = torch.tensor([1.0, 1.0, 2.0], dtype=torch.float64)
+    text = message(torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64), expected)
+    assert "greatest relative difference: 1 at index (1,)\n" in text + "\n"
+    assert "expected 0" not in text and "not 0" not in text
+
+
+def test_relative_difference_is_honest_about_expected_zeros():
+    """|a - e| / |e| is infinite where e is 0: never a huge finite number, and the finite figure says what it covers."""
+    expected = torch.tensor([0.0, 1.0, 2.0], dtype=torch.float64)
+    text = message(torch.tensor([0.5, 1.5, 2.0], dtype=torch.float64), expected)
+    assert "greatest relative difference: inf at index (0,) (expected 0); 0.5 at index (1,) " \
+           "(over the elements whose expected value is not 0)" in text
+    assert "e+" not in text
+
+
+def test_zero_within_tolerance_is_not_reported_as_inf():
+    text = message(torch.tensor([1e-9, 1.5], dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64))
+    assert "mismatched elements: 1 / 2" in text
+    assert "greatest relative difference: 0.5 at index (1,) (over the elements whose expected value is not 0)" in text
+    assert "inf" not in text
 
 
 def test_shape_dtype_device_come_first():
