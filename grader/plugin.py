@@ -85,8 +85,11 @@ class KitSession:
     def prepare(self, item: pytest.Item) -> None:
         if self.assignment is None:
             self.assignment = load_assignment(Path(item.path).parent)
-        if self.runner is None:
+        if self.runner is None:  # plain `pytest --submission`: say what kit check says about the sandbox
             self.runner = make_runner(self.submission, self.assignment, self.limits)
+            warning = getattr(self.runner.launcher, "warning", None)
+            if warning:
+                self.notes.append(warning)
         if self.static_hits is None:
             student_file = self.runner.student_file
             self.static_hits = scan_file(student_file, self.assignment.all_forbidden()) if student_file.exists() else []
@@ -157,6 +160,8 @@ class KitSession:
             if check.status != PASSED:
                 first = check.message.splitlines()[0] if check.message else ""
                 terminalreporter.write_line(f"{check.status:>7}  {check.id}: {first}")
+        for note in report.notes:
+            terminalreporter.write_line(f"note: {note}", yellow=True)
 
     # -- the verdict -------------------------------------------------------------------------------
 
