@@ -154,12 +154,9 @@ def verdicts(report) -> tuple:
     return report.score, {c.id: (c.status, c.points, c.message) for c in report.checks}
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "hw6" else n for n in sorted(CASES)])
+@pytest.mark.parametrize("name", sorted(CASES))
 def test_grades_identical_with_and_without_cache(course, name, monkeypatch):
-    """The solution and wrong submissions, graded in one process: cache filling, served from the cache, and off.
-
-    About 1-2 s per graded submission; hw6's ResNet checks take 4-7 s each, hence `slow`.
-    """
+    """The solution and wrong submissions, graded in one process: cache filling, served from the cache, and off."""
     spec = course.assignment(name)
     folders = [course.solutions / name] + [ROOT / "tests" / "submissions" / name / case for case in CASES[name]]
 
