@@ -158,8 +158,9 @@ def init_worker(parent: int, fork_server: bool = True) -> None:
     _die_with_parent(parent)
     os.environ.setdefault("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
     import pytest  # noqa: F401
-    import torch  # noqa: F401
+    import torch
 
+    torch.set_num_threads(1)  # -j workers share the cores: one thread each, no oversubscription
     from . import session  # noqa: F401
 
 
