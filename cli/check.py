@@ -50,6 +50,7 @@ def check(assignment: str, path: Path | None, course_dir: Path | None, as_json: 
     launcher = make_launcher(limits, require=False)  # bubblewrap if it works here, else a warning
     runner = make_runner(submission, spec, limits=limits, launcher=launcher)
     runner.start()  # the child imports torch while we do the same
+    preload_in_background(spec.preload)
     from kit.grader.session import run_suite
 
     report = run_suite(spec, submission, runner=runner, hidden=hidden, keyword=keyword)
@@ -66,6 +67,22 @@ def check(assignment: str, path: Path | None, course_dir: Path | None, as_json: 
 
         print_report(report, submission=submission, verbose=verbose)
     exit_now(0 if report.all_passed else 1)
+
+
+def preload_in_background(modules: list[str]) -> None:
+    """Import what the checks will need lazily (torch._dynamo for torch.optim) while we mostly wait for the child."""
+    import importlib
+    import threading
+
+    def load() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass
+
+    if modules:
+        threading.Thread(target=load, daemon=True, name="kit-preload").start()
 
 
 def exit_now(code: int) -> None:

@@ -59,12 +59,14 @@ def submission_files(student_file: Path, kit_files: list[str]) -> dict[str, byte
 class Zygote:
     """The grader's handle on one fork server process."""
 
-    def __init__(self, base: SubprocessLauncher, helpers_file: Path | None) -> None:
-        self.helpers_file = helpers_file
+    def __init__(self, base: SubprocessLauncher, helpers_file: Path | None, preload: tuple[str, ...]) -> None:
+        self.helpers_file, self.preload = helpers_file, preload
         ours, theirs = socket.socketpair()
         args = ["--zygote", str(theirs.fileno())]
         if helpers_file is not None:
             args += ["--helpers", str(helpers_file)]
+        for name in preload:
+            args += ["--preload", name]
         if base.sandboxed:  # only in its own pid namespace may the zygote kill every process it sees
             args.append("--own-pid-namespace")
         try:
@@ -154,22 +156,24 @@ class ForkLauncher:
         self.description = getattr(base, "description", "")
         self.zygote: Zygote | None = None
 
-    def spawn(self, student_file: Path, helpers_file: Path | None, forbidden: list[str]):
+    def spawn(self, student_file: Path, helpers_file: Path | None, forbidden: list[str], preload: list[str] = ()):
         kit_files = [str(Path(__file__).with_name("child.py"))] + ([str(helpers_file)] if helpers_file else [])
         files = submission_files(student_file, kit_files)
         if files is None:
-            return self.base.spawn(student_file, helpers_file, forbidden)
+            return self.base.spawn(student_file, helpers_file, forbidden, preload)
         for _ in range(2):  # a zygote a student killed is replaced once per spawn
             try:
-                return self._fork(files, student_file.name, helpers_file, forbidden)
+                return self._fork(files, student_file.name, helpers_file, forbidden, tuple(preload))
             except ZygoteLost:
                 self.close()
-        return self.base.spawn(student_file, helpers_file, forbidden)
+        return self.base.spawn(student_file, helpers_file, forbidden, preload)
 
-    def _fork(self, files: dict[str, bytes], name: str, helpers_file: Path | None, forbidden: list[str]):
-        if self.zygote is None or not self.zygote.alive or self.zygote.helpers_file != helpers_file:
+    def _fork(self, files: dict[str, bytes], name: str, helpers_file: Path | None, forbidden: list[str],
+              preload: tuple[str, ...]):
+        zygote = self.zygote
+        if zygote is None or not zygote.alive or (zygote.helpers_file, zygote.preload) != (helpers_file, preload):
             self.close()
-            self.zygote = Zygote(self.base, helpers_file)
+            self.zygote = Zygote(self.base, helpers_file, preload)
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         try:

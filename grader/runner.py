@@ -92,7 +92,8 @@ class SubprocessLauncher:
     def command(self, argv: list[str], scratch: str, student_dir: str | None) -> list[str]:
         return argv
 
-    def spawn(self, student_file: Path, helpers_file: Path | None, forbidden: list[str]) -> ChildProcess:
+    def spawn(self, student_file: Path, helpers_file: Path | None, forbidden: list[str],
+              preload: list[str] = ()) -> ChildProcess:
         """A new child process that imports `student_file` and answers on two fresh pipes."""
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
@@ -101,6 +102,8 @@ class SubprocessLauncher:
             args += ["--helpers", str(helpers_file)]
         for name in forbidden:
             args += ["--forbid", name]
+        for name in preload:
+            args += ["--preload", name]
         try:
             child = self.start(args, (to_child_r, from_child_w), str(student_file.parent))
         finally:
@@ -165,6 +168,7 @@ class Runner:
     helpers_file: Path | None
     forbidden: list[str]
     limits: Limits = field(default_factory=Limits)
+    preload: list[str] = field(default_factory=list)
     launcher: SubprocessLauncher | None = None
     child: ChildProcess | None = None
     broken: str | None = None
@@ -180,7 +184,7 @@ class Runner:
     def start(self) -> None:
         """Spawn the child now, so its start-up overlaps whatever the caller does next."""
         if self.child is None and self.broken is None:
-            self.child = self.launcher.spawn(self.student_file, self.helpers_file, self.forbidden)
+            self.child = self.launcher.spawn(self.student_file, self.helpers_file, self.forbidden, self.preload)
 
     def close(self) -> None:
         if self.child is not None:
@@ -273,7 +277,7 @@ def make_runner(submission: Path, assignment: Assignment, limits: Limits | None 
         launcher = make_launcher(limits, require=False)
     submission = submission.resolve()
     runner = Runner(submission / assignment.file, assignment.helpers_file, assignment.all_forbidden(),
-                    limits=limits, launcher=launcher)
+                    limits=limits, launcher=launcher, preload=assignment.preload)
     if not runner.student_file.is_file():
         runner.broken = f"{assignment.file} not found in {submission}"
     return runner
