@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,7 +157,8 @@ class ForkLauncher:
         self.description = getattr(base, "description", "")
         self.zygote: Zygote | None = None
 
-    def spawn(self, student_file: Path, helpers_file: Path | None, forbidden: list[str], preload: list[str] = ()):
+    def spawn(self, student_file: Path, helpers_file: Path | None, forbidden: list[str],
+              preload: Sequence[str] = ()):
         kit_files = [str(Path(__file__).with_name("child.py"))] + ([str(helpers_file)] if helpers_file else [])
         files = submission_files(student_file, kit_files)
         if files is None:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,7 +94,7 @@ class SubprocessLauncher:
         return argv
 
     def spawn(self, student_file: Path, helpers_file: Path | None, forbidden: list[str],
-              preload: list[str] = ()) -> ChildProcess:
+              preload: Sequence[str] = ()) -> ChildProcess:
         """A new child process that imports `student_file` and answers on two fresh pipes."""
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
