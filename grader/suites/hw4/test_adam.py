@@ -8,27 +8,14 @@ weight_decay=0 on grad + 0.1 * param), so a mistake in the update costs the traj
 and not every feature on top of it. Gradients stay away from zero (|g| >= 0.5) except where
 eps is the point, so eps=1e-8 cannot matter elsewhere.
 """
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from kit.grader.suite import CheckFailed, assert_close, fail, fetch, reference
+from kit.grader.suite import CheckFailed, assert_close, fail, fetch, reference, sibling
 
 
-def _load_ref():
-    name = "kit_hw4_adam_ref"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("adam_ref.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-ref = _load_ref()
+ref = sibling(__file__, "adam_ref.py")
 F64 = torch.float64
 pytestmark = pytest.mark.component("AdamOptimizer")
 

@@ -1,25 +1,13 @@
 """hw4 hidden checks: more of torch.optim.Adam's trajectory (other betas, lr=0, longer runs, odd
 shapes, eps with bias correction, every option at once)."""
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from kit.grader.suite import assert_close, fail, fetch, reference
+from kit.grader.suite import assert_close, fail, fetch, reference, sibling
 
 
-def _load(name, filename):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-ref = _load("kit_hw4_adam_ref", "adam_ref.py")
+ref = sibling(__file__, "adam_ref.py")
 pytestmark = [pytest.mark.hidden, pytest.mark.component("AdamOptimizer")]
 
 

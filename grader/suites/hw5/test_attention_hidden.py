@@ -1,23 +1,11 @@
 """hw5 hidden checks: larger shapes, and key_padding_mask together with attn_mask."""
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
+from kit.grader.suite import sibling
 
-def _helpers():
-    """mha_reference.py next to this file (suites are imported with --import-mode=importlib)."""
-    key = "kit_suite_hw5_mha_reference"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name("mha_reference.py"))
-        sys.modules[key] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[key])
-    return sys.modules[key]
-
-
-R = _helpers()
+R = sibling(__file__, "mha_reference.py")
 F64 = torch.float64
 pytestmark = [pytest.mark.hidden, pytest.mark.component("MultiHeadAttention")]
 

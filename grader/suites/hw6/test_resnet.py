@@ -7,27 +7,14 @@ ResNet(BasicBlock, [1, 1, 1, 1]) (every kind of block, half ResNet-18's cost) wi
 images; resnet18() itself is checked by its parameters, state_dict and feature maps
 (and by the GPU checks).
 """
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from kit.grader.suite import CheckFailed, assert_close, fail, fetch, reference
+from kit.grader.suite import CheckFailed, assert_close, fail, fetch, reference, sibling
 
 
-def _reference():
-    """reference.py next to this file (suites are imported with --import-mode=importlib)."""
-    key = "kit_suite_hw6_reference"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name("reference.py"))
-        sys.modules[key] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[key])
-    return sys.modules[key]
-
-
-R = _reference()
+R = sibling(__file__, "reference.py")
 F64 = torch.float64
 RESNET18 = (2, 2, 2, 2)
 SMALL = (1, 1, 1, 1)  # the CPU value checks: every kind of block at half ResNet-18's cost

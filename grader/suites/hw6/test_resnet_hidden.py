@@ -1,25 +1,12 @@
 """hw6 hidden checks: shortcuts that change only the stride or only the width, other layouts."""
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-from kit.grader.suite import fetch, reference
+from kit.grader.suite import fetch, reference, sibling
 
 
-def _public():
-    """test_resnet.py next to this file, for its helpers (suites are imported with --import-mode=importlib)."""
-    key = "kit_suite_hw6_public_checks"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, Path(__file__).with_name("test_resnet.py"))
-        sys.modules[key] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[key])
-    return sys.modules[key]
-
-
-P = _public()
+P = sibling(__file__, "test_resnet.py")
 R = P.R
 pytestmark = pytest.mark.hidden
 
