@@ -22,9 +22,6 @@ class Assignment:
     check_timeout: float = 10.0
     time_budget: float = 120.0
     forbidden: dict[str, list[str]] = field(default_factory=dict)  # component -> dotted names
-    # modules torch imports lazily on this assignment's path (torch.optim's first param group
-    # imports torch._dynamo, ~1 s): the child imports them while the grader starts up
-    preload: list[str] = field(default_factory=list)
 
     @property
     def module(self) -> str:
@@ -53,7 +50,6 @@ def load_assignment(suite_dir: Path) -> Assignment:
         name=suite_dir.name, suite_dir=suite_dir, title=data.get("title", suite_dir.name), file=data["file"],
         check_timeout=float(data.get("check_timeout", 10)), time_budget=float(data.get("time_budget", 120)),
         forbidden={c: list(v.get("forbidden", [])) for c, v in components.items()},
-        preload=list(data.get("preload", [])),
     )
 
 

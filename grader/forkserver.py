@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,14 +58,12 @@ def submission_files(student_file: Path, kit_files: list[str]) -> dict[str, byte
 class Zygote:
     """The grader's handle on one fork server process."""
 
-    def __init__(self, base: SubprocessLauncher, helpers_file: Path | None, preload: tuple[str, ...]) -> None:
-        self.helpers_file, self.preload = helpers_file, preload
+    def __init__(self, base: SubprocessLauncher, helpers_file: Path | None) -> None:
+        self.helpers_file = helpers_file
         ours, theirs = socket.socketpair()
         args = ["--zygote", str(theirs.fileno())]
         if helpers_file is not None:
             args += ["--helpers", str(helpers_file)]
-        for name in preload:
-            args += ["--preload", name]
         if base.sandboxed:  # only in its own pid namespace may the zygote kill every process it sees
             args.append("--own-pid-namespace")
         try:
@@ -149,25 +146,23 @@ class ForkLauncher:
         self.description = getattr(base, "description", "")
         self.zygote: Zygote | None = None
 
-    def spawn(self, student_file: Path, helpers_file: Path | None, forbidden: list[str],
-              preload: Sequence[str] = ()):
+    def spawn(self, student_file: Path, helpers_file: Path | None, forbidden: list[str]):
         kit_files = [str(Path(__file__).with_name("child.py"))] + ([str(helpers_file)] if helpers_file else [])
         files = submission_files(student_file, kit_files)
         if files is None:
-            return self.base.spawn(student_file, helpers_file, forbidden, preload)
+            return self.base.spawn(student_file, helpers_file, forbidden)
         for _ in range(2):  # a zygote a student killed is replaced once per spawn
             try:
-                return self._fork(files, student_file.name, helpers_file, forbidden, tuple(preload))
+                return self._fork(files, student_file.name, helpers_file, forbidden)
             except ZygoteLost:
                 self.close()
-        return self.base.spawn(student_file, helpers_file, forbidden, preload)
+        return self.base.spawn(student_file, helpers_file, forbidden)
 
-    def _fork(self, files: dict[str, bytes], name: str, helpers_file: Path | None, forbidden: list[str],
-              preload: tuple[str, ...]):
+    def _fork(self, files: dict[str, bytes], name: str, helpers_file: Path | None, forbidden: list[str]):
         zygote = self.zygote
-        if zygote is None or not zygote.alive or (zygote.helpers_file, zygote.preload) != (helpers_file, preload):
+        if zygote is None or not zygote.alive or zygote.helpers_file != helpers_file:
             self.close()
-            self.zygote = Zygote(self.base, helpers_file, preload)
+            self.zygote = Zygote(self.base, helpers_file)
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         try:

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,8 +92,7 @@ class SubprocessLauncher:
     def command(self, argv: list[str], scratch: str, student_dir: str | None) -> list[str]:
         return argv
 
-    def spawn(self, student_file: Path, helpers_file: Path | None, forbidden: list[str],
-              preload: Sequence[str] = ()) -> ChildProcess:
+    def spawn(self, student_file: Path, helpers_file: Path | None, forbidden: list[str]) -> ChildProcess:
         """A new child process that imports `student_file` and answers on two fresh pipes."""
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
@@ -103,8 +101,6 @@ class SubprocessLauncher:
             args += ["--helpers", str(helpers_file)]
         for name in forbidden:
             args += ["--forbid", name]
-        for name in preload:
-            args += ["--preload", name]
         try:
             child = self.start(args, (to_child_r, from_child_w), str(student_file.parent))
         finally:
@@ -169,7 +165,6 @@ class Runner:
     helpers_file: Path | None
     forbidden: list[str]
     limits: Limits = field(default_factory=Limits)
-    preload: list[str] = field(default_factory=list)
     launcher: SubprocessLauncher | None = None
     child: ChildProcess | None = None
     broken: str | None = None
@@ -185,7 +180,7 @@ class Runner:
     def start(self) -> None:
         """Spawn the child now, so its start-up overlaps whatever the caller does next."""
         if self.child is None and self.broken is None:
-            self.child = self.launcher.spawn(self.student_file, self.helpers_file, self.forbidden, self.preload)
+            self.child = self.launcher.spawn(self.student_file, self.helpers_file, self.forbidden)
 
     def close(self) -> None:
         if self.child is not None:
@@ -278,7 +273,7 @@ def make_runner(submission: Path, assignment: Assignment, limits: Limits | None 
         launcher = make_launcher(limits, require=False)
     submission = submission.resolve()
     runner = Runner(submission / assignment.file, assignment.helpers_file, assignment.all_forbidden(),
-                    limits=limits, launcher=launcher, preload=assignment.preload)
+                    limits=limits, launcher=launcher)
     if not runner.student_file.is_file():
         runner.broken = f"{assignment.file} not found in {submission}"
     return runner

@@ -62,7 +62,7 @@ def torch_steps(steps: int = 3, shape: tuple[int, ...] = SHAPE, seed: int = 0, l
     for x, g in zip(xs, gs):
         leaf = x.clone().requires_grad_()
         y = ref(leaf)
-        y.backward(g)
+        (y * g).sum().backward()
         outs.append(y.detach())
         grads.append(leaf.grad)
     return {"outputs": outs, "input_grads": grads, "grads": {k: p.grad for k, p in ref.named_parameters()},
@@ -92,7 +92,7 @@ def on_student(student, child, xs: list[torch.Tensor], gs: list[torch.Tensor], p
     for x, g in zip(xs, gs):
         leaf = child.leaf(x.to(device=device or "cpu", dtype=dtype))
         y = m(leaf)
-        y.backward(g.to(device=device or "cpu", dtype=dtype))
+        (y * g.to(device=device or "cpu", dtype=dtype)).sum().backward()
         outs.append(y)
         grads.append(leaf.grad)
     return m, outs, grads
@@ -207,7 +207,7 @@ def _input_grad_mistakes(x: torch.Tensor, g: torch.Tensor, params: dict) -> dict
             var = var * n / (n - 1)
         if detach:
             mean, var = mean.detach(), var.detach()
-        normalise(leaf, mean, var, params=params).backward(g)
+        (normalise(leaf, mean, var, params=params) * g).sum().backward()
         out[cause] = leaf.grad
     return out
 

@@ -83,7 +83,7 @@ def focal_and_grad(logits: torch.Tensor, target: torch.Tensor, g: torch.Tensor |
     """(loss, d loss/d logits) of `focal` (with an upstream gradient g for reduction='none')."""
     leaf = logits.detach().clone().requires_grad_()
     out = focal(leaf, target, **kwargs)
-    out.backward(None if not out.dim() else torch.ones_like(out) if g is None else g)
+    (out * g if g is not None and out.dim() else out).sum().backward()
     return out.detach(), leaf.grad
 
 
@@ -112,10 +112,7 @@ def on_student(student, child, logits: torch.Tensor, target: torch.Tensor, g: to
     loss_fn = student.FocalLoss(**kwargs)
     leaf = child.leaf(logits)
     out = loss_fn(leaf, target)
-    if g is None:
-        out.backward()
-    else:
-        out.backward(g)
+    (out if g is None else out * g).sum().backward()
     return out, leaf.grad
 
 

@@ -1,7 +1,6 @@
 """hw6 hidden checks: shortcuts that change only the stride or only the width, other layouts."""
 
 import pytest
-import torch
 
 from kit.grader.suite import fetch, reference, sibling
 
