@@ -1,6 +1,7 @@
 """`kit check hwN`: grade one submission and tell the student what to do next."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -50,10 +51,12 @@ def check(assignment: str, path: Path | None, course_dir: Path | None, as_json: 
     launcher = make_launcher(limits, require=False)  # bubblewrap if it works here, else a warning
     runner = make_runner(submission, spec, limits=limits, launcher=launcher)
     runner.start()  # the child imports torch while we do the same
-    preload_in_background(spec.preload)
+    from kit.grader.reference import persisted, store_path
     from kit.grader.session import run_suite
 
-    report = run_suite(spec, submission, runner=runner, hidden=hidden, keyword=keyword)
+    # public references are the same on every run: keep them for the next one (hidden ones never)
+    with contextlib.nullcontext() if hidden else persisted(store_path(spec.suite_dir)):
+        report = run_suite(spec, submission, runner=runner, hidden=hidden, keyword=keyword)
     if launcher.warning:
         report.notes.append(launcher.warning)
     if junit_xml:
@@ -67,22 +70,6 @@ def check(assignment: str, path: Path | None, course_dir: Path | None, as_json: 
 
         print_report(report, submission=submission, verbose=verbose)
     exit_now(0 if report.all_passed else 1)
-
-
-def preload_in_background(modules: list[str]) -> None:
-    """Import what the checks will need lazily (torch._dynamo for torch.optim) while we mostly wait for the child."""
-    import importlib
-    import threading
-
-    def load() -> None:
-        for name in modules:
-            try:
-                importlib.import_module(name)
-            except ImportError:
-                pass
-
-    if modules:
-        threading.Thread(target=load, daemon=True, name="kit-preload").start()
 
 
 def exit_now(code: int) -> None:

@@ -15,14 +15,21 @@ Two rules make a cached result indistinguishable from a fresh one:
   a hit leaves the caller's random numbers as a miss does. A function that initialises
   CUDA itself must seed it (`torch.manual_seed(seed)` does).
 
+`kit check` also keeps the results of public checks on disk (`persisted`), so a student's
+next run loads them instead of running torch again.
+
 `KIT_REFERENCE_CACHE=0` (read at every call) or `set_cache_enabled(False)` turns the
-memo off, to show that it changes no grade.
+memo and the disk store off, to show that they change no grade.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import io
 import os
-from typing import Any, Callable, TypeVar
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
 
 import torch
 
@@ -31,9 +38,13 @@ OFF = ("0", "false", "no", "off")
 Fn = TypeVar("Fn", bound=Callable[..., Any])
 IMMUTABLE = (type(None), bool, int, float, complex, str, bytes, torch.dtype, torch.device, torch.Size)
 
+STORE_FORMAT = b"kit-references-1"  # part of every store's name: change it when keys or values change
+
 _memos: list[dict] = []
 _override: bool | None = None
-_counts = {"hits": 0, "misses": 0}
+_counts = {"hits": 0, "misses": 0, "loaded": 0}
+_store: dict[str, Any] | None = None  # what `persisted` loaded and will save, by function name and arguments
+_names: dict[str, int] = {}  # how many @reference functions have each module.qualname (one: it can be stored)
 
 
 def reference(fn: Fn) -> Fn:
@@ -41,6 +52,7 @@ def reference(fn: Fn) -> Fn:
     lists/tuples/dicts of them). Each call returns a copy of the result."""
     memo: dict = {}
     _memos.append(memo)
+    _names[_name(fn)] = _names.get(_name(fn), 0) + 1
 
     @functools.wraps(fn)
     def memoised(*args: Any, **kwargs: Any) -> Any:
@@ -50,8 +62,7 @@ def reference(fn: Fn) -> Fn:
         if key in memo:
             _counts["hits"] += 1
         else:
-            memo[key] = _call(fn, args, kwargs)
-            _counts["misses"] += 1
+            memo[key] = _load_or_call(fn, args, kwargs, key)
         return fresh(memo[key])
 
     return memoised  # type: ignore[return-value]
@@ -71,15 +82,51 @@ def set_cache_enabled(enabled: bool | None) -> None:
 
 
 def clear_cache() -> None:
-    """Forget every memoised result and reset the hit and miss counts."""
+    """Forget every memoised result and reset the counts."""
     for memo in _memos:
         memo.clear()
-    _counts.update(hits=0, misses=0)
+    _counts.update(hits=0, misses=0, loaded=0)
 
 
 def cache_stats() -> dict[str, int]:
-    """How many calls were served from the memo (hits) and computed (misses) since the last clear."""
+    """Calls served from the memo (hits), computed (misses) and read from the disk store (loaded) since the last clear."""
     return dict(_counts)
+
+
+@contextlib.contextmanager
+def persisted(path: Path) -> Iterator[None]:
+    """Keep the results computed in this block in `path`, and use the ones already there.
+
+    For a student's repeated `kit check`: public references are the same on every run of
+    the same suite with the same torch, and computing them is much of a check's start-up
+    (torch.optim.Adam imports torch._dynamo, nn.MultiheadAttention sympy). Never for hidden
+    checks, whose inputs must not leave the grader. The file is read with weights_only=True
+    (it cannot run code; one that does not load is ignored) and holds only plain data:
+    CPU tensors, numbers, strings, and lists, tuples and dicts of them.
+    """
+    global _store
+    if not cache_enabled():
+        yield
+        return
+    _store = _read_store(path)
+    known = len(_store)
+    try:
+        yield
+    finally:
+        store, _store = _store, None
+        if len(store) > known:
+            _write_store(path, store)
+
+
+def store_path(suite_dir: Path) -> Path:
+    """`persisted`'s file for the suite in `suite_dir`: named after its files' contents and torch's version,
+    in $XDG_CACHE_HOME/kit (default ~/.cache/kit)."""
+    digest = hashlib.sha256(STORE_FORMAT + torch.__version__.encode())
+    for path in sorted(suite_dir.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            digest.update(f"\0{path.relative_to(suite_dir)}\0".encode() + path.read_bytes())
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return cache / "kit" / "references" / f"{suite_dir.name}-{digest.hexdigest()[:16]}.pt"
 
 
 def fresh(value: Any) -> Any:
@@ -100,6 +147,59 @@ def fresh(value: Any) -> Any:
         return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)
     raise TypeError(f"a @reference function must return data (tensors, numbers, strings, None and "
                     f"lists/tuples/dicts of them), not {type(value).__name__}")
+
+
+def _load_or_call(fn: Callable[..., Any], args: tuple, kwargs: dict, key: tuple) -> Any:
+    """fn's result from the disk store if `persisted` has it, else computed (and added to the store)."""
+    name = f"{_name(fn)}{key!r}"
+    if _store is not None and name in _store:
+        _counts["loaded"] += 1
+        return _store[name]
+    value = _call(fn, args, kwargs)
+    _counts["misses"] += 1
+    if _store is not None and _names[_name(fn)] == 1 and _plain(value):
+        _store[name] = value
+    return value
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    """What names fn's results in the disk store (functions made by a factory share one: never stored)."""
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+def _plain(value: Any) -> bool:
+    """Data that torch.load(weights_only=True) gives back as it was (no namedtuples, no CUDA tensors)."""
+    if isinstance(value, torch.Tensor):
+        return value.device.type == "cpu" and value.layout == torch.strided
+    if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(_plain(k) and _plain(v) for k, v in value.items())
+    return isinstance(value, IMMUTABLE)
+
+
+def _read_store(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            store = torch.load(io.BytesIO(f.read()), weights_only=True)
+    except Exception:  # missing, unreadable, or not what we wrote: compute everything again
+        return {}
+    return store if isinstance(store, dict) else {}
+
+
+def _write_store(path: Path, store: dict[str, Any]) -> None:
+    """Write atomically, and remove this suite's stores from before the suite or torch changed."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{os.getpid()}")
+        torch.save(store, temporary)
+        os.replace(temporary, path)
+        suite = path.name.rsplit("-", 1)[0]
+        for old in path.parent.glob(f"{suite}-*.pt"):
+            if old != path and old.name.rsplit("-", 1)[0] == suite:
+                old.unlink(missing_ok=True)
+    except OSError:  # a read-only or full home: checks still run, just without the store
+        pass
 
 
 def _call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:

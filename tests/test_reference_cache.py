@@ -1,4 +1,5 @@
 """@reference: torch references memoised per process, handed out as copies, and grades that do not depend on it."""
+import itertools
 from collections import OrderedDict, namedtuple
 
 import pytest
@@ -10,6 +11,8 @@ from kit.grader.reference import reference
 from kit.grader.session import run_suite
 from tests.conftest import ROOT
 
+NAMES = itertools.count()
+
 
 @pytest.fixture(autouse=True)
 def fresh_cache():
@@ -20,15 +23,17 @@ def fresh_cache():
     cache.clear_cache()
 
 
-def counted(fn):
-    """`fn` under @reference, with the number of times its body ran in `.runs`."""
+def counted(fn, name: str | None = None):
+    """`fn` under @reference, with the number of times its body ran in `.runs`. Each gets a
+    qualified name of its own (what names its results in the disk store) unless `name` is given."""
     runs = []
 
-    @reference
     def wrapped(*args, **kwargs):
         runs.append(args)
         return fn(*args, **kwargs)
 
+    wrapped.__qualname__ = name or f"counted_{next(NAMES)}"
+    wrapped = reference(wrapped)
     wrapped.runs = runs
     return wrapped
 
@@ -45,7 +50,7 @@ def test_memoises_per_arguments():
     square(3, scale=2.0)
     square(3, scale=2.0)
     assert len(square.runs) == 3
-    assert cache.cache_stats() == {"hits": 3, "misses": 3}
+    assert cache.cache_stats() == {"hits": 3, "misses": 3, "loaded": 0}
 
 
 def test_equal_arguments_of_other_types_are_other_calls():
@@ -91,7 +96,7 @@ def test_switch_turns_memoising_off(monkeypatch, switch):
     first = value(1)
     first.fill_(0)
     assert torch.equal(value(1), torch.ones(2))
-    assert len(value.runs) == 2 and cache.cache_stats() == {"hits": 0, "misses": 0}
+    assert len(value.runs) == 2 and cache.cache_stats() == {"hits": 0, "misses": 0, "loaded": 0}
     cache.set_cache_enabled(True)  # overrides the environment
     value(1)
     value(1)
@@ -138,6 +143,100 @@ def test_result_must_be_data():
         module()
 
 
+# --- the disk store of kit check -------------------------------------------------------------------
+
+
+def test_store_serves_the_next_run(tmp_path):
+    square = counted(lambda n: torch.arange(n, dtype=torch.float64) ** 2)
+    listed = counted(lambda: {"a": [torch.ones(2), (1, "x", None)], "dtype": torch.float16})
+    path = tmp_path / "hw0-0.pt"
+    with cache.persisted(path):
+        first, data = square(3), listed()
+    assert path.is_file()
+    cache.clear_cache()  # as a new process would start
+    with cache.persisted(path):
+        assert torch.equal(square(3), first)
+        again = listed()
+        square(4)  # not stored yet: computed, then stored
+    assert len(square.runs) == 2 and len(listed.runs) == 1
+    assert cache.cache_stats() == {"hits": 0, "misses": 1, "loaded": 2}
+    assert torch.equal(again["a"][0], data["a"][0]) and again["a"][1] == (1, "x", None)
+    assert again["dtype"] is torch.float16
+    cache.clear_cache()
+    with cache.persisted(path):
+        square(4)
+    assert len(square.runs) == 2
+
+
+def test_store_keeps_only_what_loads_back_as_it_was(tmp_path):
+    Pair = namedtuple("Pair", "a b")
+    pair = counted(lambda: Pair(torch.ones(1), 2))
+    twins = [counted(lambda: torch.zeros(1), name="twin") for _ in range(2)]  # one name, two functions
+    path = tmp_path / "hw0-0.pt"
+    for _ in range(2):
+        cache.clear_cache()
+        with cache.persisted(path):
+            assert isinstance(pair(), Pair)
+            for twin in twins:
+                twin()
+    assert len(pair.runs) == 2 and [len(t.runs) for t in twins] == [2, 2]
+    assert not path.exists()  # nothing was worth writing
+
+
+def test_store_that_is_not_ours_runs_nothing_and_is_replaced(tmp_path):
+    path = tmp_path / "hw0-0.pt"
+    torch.save({"x": Trap(str(tmp_path / "pwned"))}, path)
+    value = counted(lambda: torch.ones(1))
+    with cache.persisted(path):
+        value()
+    assert not (tmp_path / "pwned").exists() and len(value.runs) == 1
+    cache.clear_cache()
+    with cache.persisted(path):
+        value()
+    assert len(value.runs) == 1
+
+
+class Trap:
+    """Unpickling this would create a file: weights_only loading must refuse it."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_store_off_with_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.ENV, "0")
+    value = counted(lambda: torch.ones(1))
+    with cache.persisted(tmp_path / "hw0-0.pt"):
+        value()
+    assert not list(tmp_path.iterdir())
+
+
+def test_store_path_follows_the_suite_and_replaces_its_old_store(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    suite = tmp_path / "hw9"
+    suite.mkdir()
+    (suite / "test_a.py").write_text("x = 1\n")
+    first = cache.store_path(suite)
+    assert first.parent == tmp_path / "cache" / "kit" / "references" and first.name.startswith("hw9-")
+    (suite / "__pycache__").mkdir()
+    (suite / "__pycache__" / "test_a.pyc").write_bytes(b"\0")
+    assert cache.store_path(suite) == first
+    (suite / "test_a.py").write_text("x = 2\n")
+    second = cache.store_path(suite)
+    assert second != first
+
+    value = counted(lambda: torch.ones(1))
+    other = first.with_name("hw9-extra-0123456789abcdef.pt")  # another assignment's store
+    for path in (other, first, second):
+        cache.clear_cache()
+        with cache.persisted(path):
+            value()
+    assert sorted(first.parent.iterdir()) == sorted([other, second])
+
+
 # --- grades are the same with and without it -------------------------------------------------------
 
 CASES = {
@@ -173,3 +272,24 @@ def test_grades_identical_with_and_without_cache(course, name, monkeypatch):
     uncached = grade_all()
     assert filled == served == uncached
     assert filled[0][0] > 0 and any(score < filled[0][0] for score, _ in filled[1:])
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_grades_identical_from_the_disk_store(course, name, tmp_path):
+    """Public checks, as `kit check` runs them: storing references, loading them in a new run, and off."""
+    spec = course.assignment(name)
+    folders = [course.solutions / name] + [ROOT / "tests" / "submissions" / name / case for case in CASES[name]]
+    path = cache.store_path(spec.suite_dir)
+
+    def grade_all() -> list:
+        return [verdicts(run_suite(spec, folder)) for folder in folders]
+
+    with cache.persisted(path):
+        stored = grade_all()
+    cache.clear_cache()
+    with cache.persisted(path):
+        loaded = grade_all()
+    assert cache.cache_stats()["loaded"] > 0
+    cache.set_cache_enabled(False)
+    uncached = grade_all()
+    assert stored == loaded == uncached
