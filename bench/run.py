@@ -9,6 +9,8 @@ prints one Markdown report on stdout (progress goes to stderr):
 * `kit check hwN --path solutions/hwN` and `kit check hwN` (the stubs) for hw1..hw6, each timed as
   a subprocess from the repository root, median of --repeat runs after one warm-up, and its ratio
   to the median of `python -c "import torch"`, which is timed right before every kit command;
+  each is timed as a student repeats it (the references kit check keeps on disk are there) and
+  as a first run (an empty $XDG_CACHE_HOME: after installing, or after the suite changed);
 * `kit grade hw2` on --n generated submissions (bench/nbgrader/make_class.py) with each --jobs
   value, and `nbgrader autograde` on the same submissions: wall time, throughput, the ratio
   nbgrader / kit, and how many kit scores differ from the variants' expected.toml.
@@ -67,11 +69,14 @@ def kit_command() -> str:
     return found
 
 
-def timed(argv: list[str], capture: bool = False) -> tuple[float, subprocess.CompletedProcess]:
-    """Wall time of one subprocess run from the repository root, as a student would start it."""
+def timed(argv: list[str], capture: bool = False, cache_home: str | None = None,
+          ) -> tuple[float, subprocess.CompletedProcess]:
+    """Wall time of one subprocess run from the repository root, as a student would start it
+    (with $XDG_CACHE_HOME, where kit check keeps references, set to `cache_home` if given)."""
     out = subprocess.PIPE if capture else subprocess.DEVNULL
+    env = bench_env() if cache_home is None else {**bench_env(), "XDG_CACHE_HOME": cache_home}
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, cwd=REPO, env=bench_env(), stdout=out, stderr=out, text=capture)
+    proc = subprocess.run(argv, cwd=REPO, env=env, stdout=out, stderr=out, text=capture)
     return time.perf_counter() - t0, proc
 
 
@@ -149,11 +154,20 @@ class Series:
     label: str
     argv: list[str]
     times: list[float] = field(default_factory=list)
+    first_times: list[float] = field(default_factory=list)
     exits: set[int] = field(default_factory=set)
 
     def run(self) -> float:
         seconds, proc = timed(self.argv)
         self.times.append(seconds)
+        self.exits.add(proc.returncode)
+        return seconds
+
+    def run_first(self) -> float:
+        """A run with an empty cache folder: nothing kept from an earlier run."""
+        with tempfile.TemporaryDirectory(prefix="kit-bench-cache-") as empty:
+            seconds, proc = timed(self.argv, cache_home=empty)
+        self.first_times.append(seconds)
         self.exits.add(proc.returncode)
         return seconds
 
@@ -180,7 +194,8 @@ def bench_check(kit: str, repeat: int) -> tuple[Series, list[Series]]:
     for r in range(1, repeat + 1):
         for s in series:
             base = baseline.run()
-            progress(f"kit check round {r}/{repeat}: import torch {base:.2f} s, {s.label} {s.run():.2f} s")
+            progress(f"kit check round {r}/{repeat}: import torch {base:.2f} s, {s.label} {s.run():.2f} s, "
+                     f"first run {s.run_first():.2f} s")
     return baseline, series
 
 
@@ -192,12 +207,19 @@ def check_table(baseline: Series, series: list[Series], repeat: int) -> str:
             f"Median of {repeat} runs after one warm-up; the import is timed before every kit command "
             f"({len(baseline.times)} times).",
             "",
-            "| command | median (s) | min (s) | median / import torch | exit status |",
-            "|---|---:|---:|---:|---|"]
-    for s in [baseline, *series]:
-        median = statistics.median(s.times)
+            "Repeated: the references kept by the previous run are there, as in a student's second and later "
+            "runs. First run: an empty `$XDG_CACHE_HOME`, as after installing kit or changing the suite.",
+            "",
+            "| command | repeated: median (s) | min (s) | median / import torch | first run: median (s) "
+            "| median / import torch | exit status |",
+            "|---|---:|---:|---:|---:|---:|---|"]
+    rows.append(f"| `{baseline.label}` | {base:.2f} | {min(baseline.times):.2f} | 1.00× | | | "
+                f"{', '.join(map(str, sorted(baseline.exits)))} |")
+    for s in series:
+        median, first = statistics.median(s.times), statistics.median(s.first_times)
         exits = ", ".join(map(str, sorted(s.exits)))
-        rows.append(f"| `{s.label}` | {median:.2f} | {min(s.times):.2f} | {median / base:.2f}× | {exits} |")
+        rows.append(f"| `{s.label}` | {median:.2f} | {min(s.times):.2f} | {median / base:.2f}× | {first:.2f} "
+                    f"| {first / base:.2f}× | {exits} |")
     return "\n".join(rows)
 
 
