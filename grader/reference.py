@@ -28,6 +28,7 @@ import functools
 import hashlib
 import io
 import os
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
@@ -169,11 +170,11 @@ def _name(fn: Callable[..., Any]) -> str:
 
 def _plain(value: Any) -> bool:
     """Data that torch.load(weights_only=True) gives back as it was (no namedtuples, no CUDA tensors)."""
-    if isinstance(value, torch.Tensor):
+    if type(value) in (torch.Tensor, torch.nn.Parameter):
         return value.device.type == "cpu" and value.layout == torch.strided
-    if isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+    if type(value) in (list, tuple):
         return all(_plain(v) for v in value)
-    if isinstance(value, dict):
+    if type(value) in (dict, OrderedDict):
         return all(_plain(k) and _plain(v) for k, v in value.items())
     return isinstance(value, IMMUTABLE)
 

@@ -1,6 +1,6 @@
 """@reference: torch references memoised per process, handed out as copies, and grades that do not depend on it."""
 import itertools
-from collections import OrderedDict, namedtuple
+from collections import OrderedDict, defaultdict, namedtuple
 
 import pytest
 import torch
@@ -148,7 +148,8 @@ def test_result_must_be_data():
 
 def test_store_serves_the_next_run(tmp_path):
     square = counted(lambda n: torch.arange(n, dtype=torch.float64) ** 2)
-    listed = counted(lambda: {"a": [torch.ones(2), (1, "x", None)], "dtype": torch.float16})
+    listed = counted(lambda: {"a": [torch.ones(2), (1, "x", None)], "dtype": torch.float16,
+                              "state": OrderedDict(w=nn.Parameter(torch.ones(1)))})
     path = tmp_path / "hw0-0.pt"
     with cache.persisted(path):
         first, data = square(3), listed()
@@ -161,7 +162,7 @@ def test_store_serves_the_next_run(tmp_path):
     assert len(square.runs) == 2 and len(listed.runs) == 1
     assert cache.cache_stats() == {"hits": 0, "misses": 1, "loaded": 2}
     assert torch.equal(again["a"][0], data["a"][0]) and again["a"][1] == (1, "x", None)
-    assert again["dtype"] is torch.float16
+    assert again["dtype"] is torch.float16 and type(again["state"]) is OrderedDict
     cache.clear_cache()
     with cache.persisted(path):
         square(4)
@@ -171,15 +172,16 @@ def test_store_serves_the_next_run(tmp_path):
 def test_store_keeps_only_what_loads_back_as_it_was(tmp_path):
     Pair = namedtuple("Pair", "a b")
     pair = counted(lambda: Pair(torch.ones(1), 2))
+    lists = counted(lambda: defaultdict(list, a=[1]))
     twins = [counted(lambda: torch.zeros(1), name="twin") for _ in range(2)]  # one name, two functions
     path = tmp_path / "hw0-0.pt"
     for _ in range(2):
         cache.clear_cache()
         with cache.persisted(path):
-            assert isinstance(pair(), Pair)
+            assert isinstance(pair(), Pair) and isinstance(lists(), defaultdict)
             for twin in twins:
                 twin()
-    assert len(pair.runs) == 2 and [len(t.runs) for t in twins] == [2, 2]
+    assert len(pair.runs) == len(lists.runs) == 2 and [len(t.runs) for t in twins] == [2, 2]
     assert not path.exists()  # nothing was worth writing
 
 
