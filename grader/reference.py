@@ -95,8 +95,8 @@ def cache_stats() -> dict[str, int]:
 
 
 @contextlib.contextmanager
-def persisted(path: Path) -> Iterator[None]:
-    """Keep the results computed in this block in `path`, and use the ones already there.
+def persisted(path: Path | None) -> Iterator[None]:
+    """Keep the results computed in this block in `path`, and use the ones already there (None: do neither).
 
     For a student's repeated `kit check`: public references are the same on every run of
     the same suite with the same torch, and computing them is much of a check's start-up
@@ -106,7 +106,7 @@ def persisted(path: Path) -> Iterator[None]:
     CPU tensors, numbers, strings, and lists, tuples and dicts of them.
     """
     global _store
-    if not cache_enabled():
+    if path is None or not cache_enabled():
         yield
         return
     _store = _read_store(path)
@@ -119,14 +119,17 @@ def persisted(path: Path) -> Iterator[None]:
             _write_store(path, store)
 
 
-def store_path(suite_dir: Path) -> Path:
+def store_path(suite_dir: Path) -> Path | None:
     """`persisted`'s file for the suite in `suite_dir`: named after its files' contents and torch's version,
-    in $XDG_CACHE_HOME/kit (default ~/.cache/kit)."""
+    in $XDG_CACHE_HOME/kit (default ~/.cache/kit; None without a home folder)."""
     digest = hashlib.sha256(STORE_FORMAT + torch.__version__.encode())
     for path in sorted(suite_dir.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
             digest.update(f"\0{path.relative_to(suite_dir)}\0".encode() + path.read_bytes())
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    try:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:  # no HOME and no passwd entry
+        return None
     return cache / "kit" / "references" / f"{suite_dir.name}-{digest.hexdigest()[:16]}.pt"
 
 

@@ -1,6 +1,7 @@
 """@reference: torch references memoised per process, handed out as copies, and grades that do not depend on it."""
 import itertools
 from collections import OrderedDict, defaultdict, namedtuple
+from pathlib import Path
 
 import pytest
 import torch
@@ -214,6 +215,22 @@ def test_store_off_with_the_cache(tmp_path, monkeypatch):
     with cache.persisted(tmp_path / "hw0-0.pt"):
         value()
     assert not list(tmp_path.iterdir())
+
+
+def no_home():
+    raise RuntimeError("Could not determine home directory.")  # what Path.home() says without HOME or passwd
+
+
+def test_no_home_no_store(tmp_path, monkeypatch):
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    assert cache.store_path(tmp_path) is None
+    value = counted(lambda: torch.ones(1))
+    for _ in range(2):
+        cache.clear_cache()
+        with cache.persisted(None):
+            value()
+    assert len(value.runs) == 2
 
 
 def test_store_path_follows_the_suite_and_replaces_its_old_store(tmp_path, monkeypatch):
