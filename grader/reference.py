@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-import io
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -53,7 +52,8 @@ def reference(fn: Fn) -> Fn:
     lists/tuples/dicts of them). Each call returns a copy of the result."""
     memo: dict = {}
     _memos.append(memo)
-    _names[_name(fn)] = _names.get(_name(fn), 0) + 1
+    name = _name(fn)
+    _names[name] = _names.get(name, 0) + 1
 
     @functools.wraps(fn)
     def memoised(*args: Any, **kwargs: Any) -> Any:
@@ -63,7 +63,7 @@ def reference(fn: Fn) -> Fn:
         if key in memo:
             _counts["hits"] += 1
         else:
-            memo[key] = _load_or_call(fn, args, kwargs, key)
+            memo[key] = _load_or_call(fn, name, args, kwargs, key)
         return fresh(memo[key])
 
     return memoised  # type: ignore[return-value]
@@ -153,16 +153,16 @@ def fresh(value: Any) -> Any:
                     f"lists/tuples/dicts of them), not {type(value).__name__}")
 
 
-def _load_or_call(fn: Callable[..., Any], args: tuple, kwargs: dict, key: tuple) -> Any:
+def _load_or_call(fn: Callable[..., Any], name: str, args: tuple, kwargs: dict, key: tuple) -> Any:
     """fn's result from the disk store if `persisted` has it, else computed (and added to the store)."""
-    name = f"{_name(fn)}{key!r}"
-    if _store is not None and name in _store:
+    entry = f"{name}{key!r}"
+    if _store is not None and entry in _store:
         _counts["loaded"] += 1
-        return _store[name]
+        return _store[entry]
     value = _call(fn, args, kwargs)
     _counts["misses"] += 1
-    if _store is not None and _names[_name(fn)] == 1 and _plain(value):
-        _store[name] = value
+    if _store is not None and _names[name] == 1 and _plain(value):
+        _store[entry] = value
     return value
 
 
@@ -184,8 +184,7 @@ def _plain(value: Any) -> bool:
 
 def _read_store(path: Path) -> dict[str, Any]:
     try:
-        with open(path, "rb") as f:
-            store = torch.load(io.BytesIO(f.read()), weights_only=True)
+        store = torch.load(path, weights_only=True)
     except Exception:  # missing, unreadable, or not what we wrote: compute everything again
         return {}
     return store if isinstance(store, dict) else {}
