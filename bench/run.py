@@ -132,7 +132,7 @@ def machine_facts(kit: str) -> dict[str, str]:
     except (AttributeError, OSError):
         cores = os.cpu_count() or 0
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "CPUs usable": f"{cores} ({cpu_model()})",
         "load average (1, 5, 15 min) at start": load_average(),
         "OS": platform.platform(),

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import click
-
 from kit.grader.course import Course, SetupError, find_course, load_course
 
 

@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 import click
+from kit.grader.course import SetupError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-
-from kit.grader.course import SetupError
 
 from .check import resolve_course
 
@@ -46,7 +45,8 @@ def collect(assignment: str, source: Path, dest: Path | None, layout: str, patte
     bombs) reject them. A student with several archives gets the newest. Exit status:
     0 everything collected cleanly, 1 something was rejected or odd, 2 usage error.
     """
-    from kit.grader.collect import DEFAULT_PATTERN, ArchiveLimits, collect as run_collect
+    from kit.grader.collect import DEFAULT_PATTERN, ArchiveLimits
+    from kit.grader.collect import collect as run_collect
 
     try:
         course = resolve_course(course_dir)

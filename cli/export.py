@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import click
-
 from kit.grader.course import SetupError
 
 from .check import resolve_course

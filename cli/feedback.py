@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-
 from kit.grader.course import SetupError
 
 from .check import resolve_course

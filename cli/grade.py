@@ -6,11 +6,10 @@ import sys
 from pathlib import Path
 
 import click
+from kit.grader.course import SetupError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-
-from kit.grader.course import SetupError
 
 from .check import resolve_course
 
@@ -159,9 +158,8 @@ def _plain(report: dict) -> dict:
 
 def _grade(spec, todo, book, reports, errors, pool, checks_hash: str, *, console: Console) -> bool:
     """Grade `todo`, writing each result as it arrives; True if interrupted (Ctrl-C)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from kit.grader.report import Report
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = [TextColumn("[bold]grading {task.fields[assignment]}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("{task.fields[last]}", markup=False)]

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 
 import click
-
 from kit.grader.course import SetupError
 
 from .check import exit_now, resolve_course

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kit.grader.report import ERROR, FAILED, PASSED, SKIPPED, Report
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-
-from kit.grader.report import ERROR, FAILED, PASSED, SKIPPED, Report
 
 STYLE = {PASSED: ("✓", "green"), FAILED: ("✗", "red"), ERROR: ("!", "bold red"), SKIPPED: ("–", "dim")}
 

@@ -5,7 +5,6 @@ import tempfile
 from pathlib import Path
 
 import click
-
 from kit.grader.course import SetupError
 
 from .check import resolve_course

@@ -35,7 +35,7 @@ import tempfile
 import zipfile
 import zlib
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 COLLECTED, REJECTED, SUPERSEDED, KEPT, IGNORED = "collected", "rejected", "superseded", "kept", "ignored"
@@ -115,7 +115,7 @@ def parse_timestamp(text: str) -> datetime | None:
     if not t:
         return None
     if re.fullmatch(r"\d{9,11}(\.\d+)?", t):
-        return datetime.fromtimestamp(float(t), timezone.utc).replace(tzinfo=None)
+        return datetime.fromtimestamp(float(t), UTC).replace(tzinfo=None)
     iso = re.sub(r"\s*(UTC|GMT|Z)$", "+00:00", t)
     try:
         dt = datetime.fromisoformat(iso)
@@ -131,7 +131,7 @@ def parse_timestamp(text: str) -> datetime | None:
         if dt is None:
             return None
     if dt.tzinfo is not None:
-        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+        dt = dt.astimezone(UTC).replace(tzinfo=None)
     return dt
 
 
@@ -562,7 +562,7 @@ def _archive_candidates(source: Path, regex: re.Pattern, filename: str, report: 
             entry.status, entry.reasons = REJECTED, [f"neither a zip archive nor a copy of {filename}"]
             continue
         if stamp is None:
-            stamp = datetime.fromtimestamp(path.stat().st_mtime, timezone.utc).replace(tzinfo=None)
+            stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC).replace(tzinfo=None)
         entry.timestamp = format_timestamp(stamp)
         out.append(Candidate(path, student, stamp, kind, entry))
     return out

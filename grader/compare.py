@@ -8,7 +8,8 @@ student's value is close to one of them, the message says which.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .report import Report
@@ -172,8 +172,7 @@ class Gradebook:
     def record(self, assignment: str, student: str, report: Report, *, content_hash: str, suite_hash: str,
                timestamp: datetime | None = None) -> None:
         """Write one submission's grades and kit's record of them, in one transaction."""
-        from nbgrader.api import (Assignment, Grade, GradeCell, Notebook, Student, SubmittedAssignment,
-                                  SubmittedNotebook)
+        from nbgrader.api import Assignment, Grade, GradeCell, Notebook, Student, SubmittedAssignment, SubmittedNotebook
         from sqlalchemy import delete, insert
 
         db = self.db
@@ -223,7 +222,7 @@ class Gradebook:
             db.execute(insert(self.table).values(
                 assignment=assignment, student=student, content_hash=content_hash, suite_hash=suite_hash,
                 score=report.score, max_score=report.max_score, report=json.dumps(report.to_json()),
-                graded_at=datetime.now(timezone.utc).isoformat(timespec="seconds")))
+                graded_at=datetime.now(UTC).isoformat(timespec="seconds")))
             db.commit()
         except BaseException:
             db.rollback()

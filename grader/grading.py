@@ -21,10 +21,10 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .collect import TIMESTAMP_FILE, read_timestamp, valid_student
 from .course import Assignment

@@ -115,7 +115,7 @@ def bwrap_features(bwrap: str) -> frozenset[str]:
     return frozenset(w for w in ("--size", "--perms", "--disable-userns", "--chmod") if w in text)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def probe(bwrap: str | None = None) -> Probe:
     """Find bwrap and a mode in which it runs this Python; once per process (cached)."""
     if not sys.platform.startswith("linux"):

@@ -2,7 +2,6 @@
 from pathlib import Path
 
 import pytest
-
 from kit.grader.course import Course, load_course
 
 ROOT = Path(__file__).resolve().parents[1]

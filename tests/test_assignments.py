@@ -1,8 +1,8 @@
 """Every assignment's solution scores full marks and its released stub scores zero."""
 import pytest
-
 from kit.grader.report import PASSED, SKIPPED
 from kit.grader.session import run_suite
+
 from tests.conftest import ROOT
 
 ASSIGNMENTS = sorted(p.parent.name for p in (ROOT / "grader" / "suites").glob("*/assignment.toml"))

@@ -12,9 +12,21 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+from kit.grader.collect import (
+    COLLECTED,
+    IGNORED,
+    KEPT,
+    REJECTED,
+    SUPERSEDED,
+    ArchiveLimits,
+    Rejected,
+    collect,
+    extract_zip,
+    parse_timestamp,
+    read_timestamp,
+    safe_parts,
+)
 
-from kit.grader.collect import (COLLECTED, IGNORED, KEPT, REJECTED, SUPERSEDED, ArchiveLimits, Rejected, collect,
-                                extract_zip, parse_timestamp, read_timestamp, safe_parts)
 from tests.conftest import ROOT
 
 FILE = "my_linear.py"

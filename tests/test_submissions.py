@@ -8,7 +8,6 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
 from kit.grader.forkserver import ForkLauncher
 from kit.grader.report import PASSED, SKIPPED
 from kit.grader.runner import Limits

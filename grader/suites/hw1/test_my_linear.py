@@ -3,9 +3,8 @@ import math
 
 import pytest
 import torch
-from torch import nn
-
 from kit.grader.suite import assert_close, fail, fetch, reference
+from torch import nn
 
 pytestmark = pytest.mark.component("MyLinear")
 F64 = torch.float64

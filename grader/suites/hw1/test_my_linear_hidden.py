@@ -1,9 +1,8 @@
 """hw1 hidden checks: the same comparisons on shapes and values the public checks do not show."""
 import pytest
 import torch
-from torch import nn
-
 from kit.grader.suite import assert_close, fetch, reference
+from torch import nn
 
 pytestmark = [pytest.mark.hidden, pytest.mark.component("MyLinear")]
 

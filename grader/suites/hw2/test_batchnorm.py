@@ -12,13 +12,13 @@ points once.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 import torch
-from torch import nn
-
 from kit.grader.suite import assert_close, fail, fetch, reference, student_raises
+from torch import nn
 
 pytestmark = pytest.mark.component("MyBatchNorm2d")
 

@@ -8,10 +8,8 @@ running_var is already graded by the public test_running_var and is accepted her
 """
 from __future__ import annotations
 
-
 import pytest
 import torch
-
 from kit.grader.suite import fetch, sibling
 
 public = sibling(__file__, "test_batchnorm.py")

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from kit.grader.suite import sibling
 
 R = sibling(__file__, "mha_reference.py")
