@@ -3,16 +3,16 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
 import click
-from kit.grader.course import SetupError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .check import resolve_course
+from kit.grader.course import Course
+
+from .options import KitError, json_option, with_course
 
 STYLE = {"collected": "green", "rejected": "bold red", "superseded": "dim", "kept": "yellow", "ignored": "dim"}
 
@@ -32,11 +32,11 @@ STYLE = {"collected": "green", "rejected": "bold red", "superseded": "dim", "kep
               help="Most files one submission may hold.")
 @click.option("--max-mb", type=click.FloatRange(min=0.001), default=20.0, show_default=True,
               help="Most MiB one submission may unpack to.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--course", "course_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-def collect(assignment: str, source: Path, dest: Path | None, layout: str, pattern: str | None,
-            source_assignment: str | None, max_files: int, max_mb: float, as_json: bool,
-            course_dir: Path | None) -> None:
+@json_option
+@with_course
+@click.pass_context
+def collect(ctx: click.Context, assignment: str, source: Path, dest: Path | None, layout: str, pattern: str | None,
+            source_assignment: str | None, max_files: int, max_mb: float, as_json: bool, course: Course) -> None:
     """Collect ASSIGNMENT's submissions from SOURCE into the course.
 
     SOURCE is nbgrader's `submitted/` layout, a folder of LMS downloads (one zip per
@@ -48,27 +48,23 @@ def collect(assignment: str, source: Path, dest: Path | None, layout: str, patte
     from kit.grader.collect import DEFAULT_PATTERN, ArchiveLimits
     from kit.grader.collect import collect as run_collect
 
-    try:
-        course = resolve_course(course_dir)
-        spec = course.assignment(assignment)
-    except SetupError as exc:
-        raise click.UsageError(str(exc)) from None
+    spec = course.assignment(assignment)
     limits = ArchiveLimits(max_files=max_files, max_total_bytes=int(max_mb * (1 << 20)),
                            max_file_bytes=min(int(max_mb * (1 << 20)), ArchiveLimits.max_file_bytes))
     target = (dest or course.root / "submitted").resolve()
     pattern = pattern or DEFAULT_PATTERN
     try:
         if "student" not in re.compile(pattern).groupindex:
-            raise click.UsageError("--pattern needs a named group (?P<student>...)")
+            raise KitError("--pattern needs a named group (?P<student>...)")
     except re.error as exc:
-        raise click.UsageError(f"bad --pattern: {exc}") from None
+        raise KitError(f"bad --pattern: {exc}") from None
     report = run_collect(spec.name, spec.file, source.resolve(), target, layout=layout, pattern=pattern,
                          source_assignment=source_assignment, limits=limits)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
         print_collect_report(report)
-    sys.exit(0 if report.clean else 1)
+    ctx.exit(0 if report.clean else 1)
 
 
 def print_collect_report(report) -> None:

@@ -4,37 +4,31 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from kit.grader.course import SetupError
 
-from .check import resolve_course
+from kit.grader.course import Course
+
+from .options import KitError, db_option, gradebook_url, students_option, with_course
 
 
 @click.command()
 @click.argument("assignment")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path),
               help="Write OUT/<student>/ASSIGNMENT/feedback.{md,html} (default: COURSE/feedback, nbgrader's place).")
-@click.option("--db", help="Gradebook: an SQLAlchemy URL or a SQLite file (default: COURSE/gradebook.db).")
-@click.option("--student", "students", multiple=True, metavar="ID", help="Only this student (repeatable).")
-@click.option("--course", "course_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-def feedback(assignment: str, out: Path | None, db: str | None, students: tuple[str, ...],
-             course_dir: Path | None) -> None:
+@db_option
+@students_option
+@with_course
+def feedback(assignment: str, out: Path | None, db: str | None, students: tuple[str, ...], course: Course) -> None:
     """Write each student's feedback for ASSIGNMENT (Markdown and HTML).
 
     Public checks in full; hidden checks by name, points and verdict only. Run
     `kit grade ASSIGNMENT` first: feedback is made from the reports it stored.
     """
     from kit.grader.feedback import write_feedback
-    from kit.grader.gradebook import Gradebook, db_url
+    from kit.grader.gradebook import Gradebook
     from kit.grader.report import Report
 
-    try:
-        course = resolve_course(course_dir)
-        spec = course.assignment(assignment)
-    except SetupError as exc:
-        raise click.UsageError(str(exc)) from None
-    url = db_url(course.root, db)
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        raise click.UsageError(f"no gradebook at {url.removeprefix('sqlite:///')} (run kit grade {assignment} first)")
+    spec = course.assignment(assignment)
+    url = gradebook_url(course, db, must_exist=f"run kit grade {assignment} first")
     target = (out or course.root / "feedback").resolve()
     with Gradebook(url) as book:
         stored = book.stored(spec.name)
@@ -42,10 +36,10 @@ def feedback(assignment: str, out: Path | None, db: str | None, students: tuple[
     if students:
         unknown = sorted(set(students) - set(stored))
         if unknown:
-            raise click.UsageError(f"no graded submission of {assignment} for: {', '.join(unknown)}")
+            raise KitError(f"no graded submission of {assignment} for: {', '.join(unknown)}")
         stored = {s: v for s, v in stored.items() if s in students}
     if not stored:
-        raise click.UsageError(f"nothing graded for {assignment} in {url} (run kit grade {assignment} first)")
+        raise KitError(f"nothing graded for {assignment} in {url} (run kit grade {assignment} first)")
     for student, record in sorted(stored.items()):
         score, top, stamp = scores.get(student, (None, None, None))
         write_feedback(Report.from_json(record.report), student, target / student / spec.name, title=spec.title,

@@ -6,9 +6,10 @@ import time
 from pathlib import Path
 
 import click
-from kit.grader.course import SetupError
 
-from .check import exit_now, resolve_course
+from kit.grader.course import Course
+
+from .options import KitError, with_course
 
 AUTOGRADER = Path("/autograder")
 
@@ -24,40 +25,36 @@ AUTOGRADER = Path("/autograder")
 @click.option("--public-only", is_flag=True, help="Run the public checks only.")
 @click.option("--hidden-visibility", type=click.Choice(["after_published", "after_due_date", "hidden", "visible"]),
               default="after_published", show_default=True, help="Gradescope visibility of hidden checks.")
-@click.option("--course", "course_dir", type=click.Path(file_okay=False, exists=True, path_type=Path))
-def gradescope(assignment: str, path: Path | None, out: Path | None, public_only: bool, hidden_visibility: str,
-               course_dir: Path | None) -> None:
+@with_course
+@click.pass_context
+def gradescope(ctx: click.Context, assignment: str, path: Path | None, out: Path | None, public_only: bool,
+               hidden_visibility: str, course: Course) -> None:
     """Grade ASSIGNMENT for Gradescope: every check (hidden ones included) into results.json."""
     from kit.grader.collect import locate_submission
     from kit.grader.formats import gradescope_results
-    from kit.grader.runner import Limits, make_runner
+    from kit.grader.launch import Limits
     from kit.grader.sandbox import make_launcher
 
     started = time.monotonic()
-    try:
-        course = resolve_course(course_dir)
-        spec = course.assignment(assignment)
-    except SetupError as exc:
-        raise click.UsageError(str(exc)) from None
+    spec = course.assignment(assignment)
     if path is None:
         path = AUTOGRADER / "submission" if (AUTOGRADER / "submission").is_dir() else Path.cwd() / assignment
     if not path.is_dir():
-        raise click.UsageError(f"no folder {path}")
+        raise KitError(f"no folder {path}")
     if out is None:
         out = AUTOGRADER / "results" / "results.json" if (AUTOGRADER / "results").is_dir() else Path("results.json")
     submission = locate_submission(path.resolve(), spec.file)
-    limits = Limits(check_timeout=spec.check_timeout, time_budget=spec.time_budget)
-    launcher = make_launcher(limits, False)  # Gradescope's container may not allow bubblewrap: then a note
-    runner = make_runner(submission, spec, limits=limits, launcher=launcher)
-    runner.start()
-    from kit.grader.session import run_suite
+    # Gradescope's container may not allow bubblewrap: then the report says so
+    launcher = make_launcher(Limits(check_timeout=spec.check_timeout, time_budget=spec.time_budget), require=False)
+    from kit.grader.grade import NotGraded, grade_submission
 
-    report = run_suite(spec, submission, runner=runner, hidden=not public_only)
-    if launcher.warning:
-        report.notes.append(launcher.warning)
+    try:
+        report = grade_submission(spec, submission, launcher=launcher, hidden=not public_only)
+    except NotGraded as exc:
+        raise KitError(str(exc)) from None
     results = gradescope_results(report, execution_time=time.monotonic() - started,
                                  hidden_visibility=hidden_visibility)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     click.echo(f"{assignment}: {report.score:g} / {report.max_score:g} -> {out}")
-    exit_now(0 if report.all_passed else 1)
+    ctx.exit(0 if report.all_passed else 1)

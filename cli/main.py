@@ -5,6 +5,9 @@ so `kit --help` is instant and `kit check` pays for nothing it does not use.
 """
 from __future__ import annotations
 
+import os
+import sys
+
 import click
 
 from .check import check
@@ -13,19 +16,27 @@ from .export import export
 from .feedback import feedback
 from .grade import grade
 from .gradescope import gradescope
+from .options import KitGroup
 from .release import release
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=KitGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kit")
-def main() -> None:
+def cli() -> None:
     """Autograded PyTorch exercises: check your work, or grade a class."""
 
 
-main.add_command(check)
-main.add_command(release)
-main.add_command(collect)
-main.add_command(grade)
-main.add_command(export)
-main.add_command(feedback)
-main.add_command(gradescope)
+for command in (check, release, collect, grade, export, feedback, gradescope):
+    cli.add_command(command)
+
+
+def main() -> None:
+    """The console script: run the command, then exit without tearing torch down (a few hundred ms)."""
+    try:
+        cli.main(prog_name="kit")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

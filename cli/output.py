@@ -1,43 +1,68 @@
-"""Printing a report for people: a table of checks, then what went wrong and why."""
+"""Printing a report for people: what is wrong with the submission as a whole, a table of checks,
+then every failed check's message in full.
+
+Reads well on an 80-column terminal and in CI logs: rich drops colour when the output is not
+a terminal and honours NO_COLOR; cells wrap at word boundaries; nothing is ever cut. Every
+text is passed through `clean_text`, so nothing a student's code printed or raised can move
+the cursor or recolour the terminal.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-from kit.grader.report import ERROR, FAILED, PASSED, SKIPPED, Report
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from kit.grader.child.wire import clean_text
+from kit.grader.report import ERROR, FAILED, PASSED, SKIPPED, UNUSABLE, Report
+
 STYLE = {PASSED: ("✓", "green"), FAILED: ("✗", "red"), ERROR: ("!", "bold red"), SKIPPED: ("–", "dim")}
+
+
+def _text(text: str, style: str = "") -> Text:
+    return Text(clean_text(text), style=style)
 
 
 def print_report(report: Report, *, submission: Path | None = None, verbose: bool = False,
                  console: Console | None = None) -> None:
     console = console or Console(highlight=False)
-    title = f"{report.assignment}" + (f"  ({submission})" if submission else "")
-    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    title = report.assignment + (f"  ({submission})" if submission else "")
+    for problem in report.problems:
+        console.print(_text(problem.message, "bold red"), soft_wrap=True)
+        console.print()
+    unusable = any(p.kind == UNUSABLE for p in report.problems)
+    if unusable:  # no check could run: one line instead of a table of the same message
+        counted = [c for c in report.checks if c.counts]
+        console.print(_text(f"{title}: {len(counted)} checks not run", "bold"))
+    else:
+        console.print(_table(report, title, verbose))
+    details = [c for c in report.checks if c.status in (FAILED, ERROR) and c.message and not c.reason]
+    for c in details:
+        console.print(Text(f"\n{c.id}", style="bold"), Text(f" [{c.status}]", style=STYLE[c.status][1]))
+        console.print(_text(c.message), soft_wrap=True)
+    if verbose:
+        for c in report.checks:
+            if c.output and not c.hidden:
+                console.print(Text(f"\noutput of {c.id}:", style="bold"))
+                console.print(_text(c.output.rstrip()), soft_wrap=True)
+    for note in report.notes:
+        console.print(_text(f"note: {note.text}", "yellow"))
+    style = "bold green" if report.all_passed else "bold"
+    console.print(Text(f"\nscore: {report.score:g} / {report.max_score:g}", style=style))
+
+
+def _table(report: Report, title: str, verbose: bool) -> Table:
+    table = Table(title=clean_text(title), title_justify="left", show_edge=False, pad_edge=False)
     table.add_column("", width=1, no_wrap=True)
-    table.add_column("check", no_wrap=True)
-    table.add_column("component", no_wrap=True)
+    table.add_column("check", overflow="fold")
+    table.add_column("component", overflow="fold")
     table.add_column("points", justify="right", no_wrap=True)
     table.add_column("result", ratio=1, overflow="fold")
     for c in report.checks:
         mark, style = STYLE[c.status]
         first = c.message.splitlines()[0] if c.message else (c.description if verbose else "")
-        points = "" if c.status == SKIPPED else f"{c.points:g}/{c.max_points:g}"
-        table.add_row(Text(mark, style=style), c.id + (" (hidden)" if c.hidden else ""), c.component, points,
-                      Text(first if len(first) < 90 else first[:87] + "...", style="dim" if c.status == PASSED else ""))
-    console.print(table)
-    details = [c for c in report.checks if c.status in (FAILED, ERROR) and len(c.message.splitlines()) > 1]
-    for c in details:
-        console.print(Text(f"\n{c.id}", style="bold"), Text(f" [{c.status}]", style=STYLE[c.status][1]))
-        console.print(Text(c.message), soft_wrap=True)
-    if verbose:
-        for c in report.checks:
-            if c.output and not c.hidden:
-                console.print(Text(f"\noutput of {c.id}:", style="bold"))
-                console.print(Text(c.output.rstrip()), soft_wrap=True)
-    for note in report.notes:
-        console.print(Text(f"note: {note}", style="yellow"))
-    style = "bold green" if report.all_passed else "bold"
-    console.print(Text(f"\nscore: {report.score:g} / {report.max_score:g}", style=style))
+        points = f"{c.points:g}/{c.max_points:g}" if c.counts else ""
+        table.add_row(Text(mark, style=style), _text(c.id + (" (hidden)" if c.hidden else "")), _text(c.component),
+                      points, _text(first, "dim" if c.status == PASSED else ""))
+    return table

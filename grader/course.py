@@ -1,9 +1,19 @@
-"""Finding a course and its assignments: the course file `kit.toml` and each `assignment.toml`."""
+"""A course and its assignments: `kit.toml` and each `assignment.toml`, parsed into typed objects.
+
+Both files are checked when they are read: an unknown key, a value of the wrong type or a
+missing required key is a `ConfigError` that names the file and the key (and the key meant,
+when one is close), never a silently ignored setting.
+"""
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 COURSE_FILE = "kit.toml"
 ASSIGNMENT_FILE = "assignment.toml"
@@ -13,15 +23,112 @@ class SetupError(Exception):
     """Something the user must fix before anything can be graded (exit status 2)."""
 
 
-@dataclass
+class ConfigError(SetupError):
+    """A course or assignment file that does not say what kit needs; names the file and the key."""
+
+    def __init__(self, file: Path, key: str, problem: str) -> None:
+        super().__init__(f"{file}: {key}: {problem}" if key else f"{file}: {problem}")
+        self.file, self.key = file, key
+
+
+def parse(cls: type, data: Any, file: Path, where: str = "") -> Any:
+    """An instance of the dataclass `cls` from a TOML table, rejecting unknown keys and wrong types."""
+    if not isinstance(data, dict):
+        raise ConfigError(file, where, f"expected a table, not {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    for key in data:
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else f" (known: {', '.join(fields)})"
+            raise ConfigError(file, _join(where, key), f"unknown key{hint}")
+    values = {}
+    for name, f in fields.items():
+        if name in data:
+            values[name] = _value(hints[name], data[name], file, _join(where, name))
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(file, _join(where, name), "required key is missing")
+    return cls(**values)
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _value(hint: Any, value: Any, file: Path, where: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for option in args:
+            try:
+                return _value(option, value, file, where)
+            except ConfigError:
+                continue
+        raise ConfigError(file, where, f"{value!r} is not a valid value")
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(file, where, "expected a list")
+        return tuple(_value(args[0], v, file, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(file, where, "expected a table")
+        return {k: _value(args[1], v, file, _join(where, k)) for k, v in value.items()}
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(file, where, f"{value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if dataclasses.is_dataclass(hint):
+        return parse(hint, value, file, where)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is type(None) and value is None:
+        return None
+    if not isinstance(hint, type) or not isinstance(value, hint) or (isinstance(value, bool) and hint is not bool):
+        raise ConfigError(file, where, f"expected {getattr(hint, '__name__', hint)}, not {value!r}")
+    return value
+
+
+def read_toml(file: Path) -> dict:
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(file, "", f"not valid TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(file, "", f"cannot be read ({exc})") from None
+
+
+# -- assignment.toml ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Component:
+    """A graded part of the assignment (a class or function of the student's file)."""
+
+    forbidden: tuple[str, ...] = ()  # dotted torch APIs, or aten.<op>, that would do the student's work
+
+
+@dataclass(frozen=True)
+class AssignmentFile:
+    """What `assignment.toml` may say."""
+
+    title: str
+    file: str  # the graded file students edit
+    components: dict[str, Component]
+    check_timeout: float = 10.0  # wall-clock seconds per check
+    time_budget: float = 120.0  # wall-clock seconds for a whole submission
+
+
+@dataclass(frozen=True)
 class Assignment:
     name: str
     suite_dir: Path
     title: str
     file: str
+    components: dict[str, Component]
     check_timeout: float = 10.0
     time_budget: float = 120.0
-    forbidden: dict[str, list[str]] = field(default_factory=dict)  # component -> dotted names
+
+    @property
+    def config_file(self) -> Path:
+        return self.suite_dir / ASSIGNMENT_FILE
 
     @property
     def module(self) -> str:
@@ -32,29 +139,59 @@ class Assignment:
         path = self.suite_dir / "remote.py"
         return path if path.exists() else None
 
-    def all_forbidden(self) -> list[str]:
-        return sorted({name for names in self.forbidden.values() for name in names})
+    def forbidden(self, component: str) -> tuple[str, ...]:
+        return self.components[component].forbidden
+
+    def all_forbidden(self) -> tuple[str, ...]:
+        return tuple(sorted({name for c in self.components.values() for name in c.forbidden}))
 
     def suite_files(self, hidden: bool) -> list[Path]:
         # public checks first, so a hidden check never runs before a public one in the same child
         files = sorted(self.suite_dir.glob("test_*.py"), key=lambda f: (is_hidden_file(f), f.name))
         return [f for f in files if hidden or not is_hidden_file(f)]
 
+    def check_forbidden_names(self) -> None:
+        """Every forbidden name must be an API of this torch: a misspelled one would forbid nothing."""
+        from .forbidden import exists
+
+        for component, spec in self.components.items():
+            for name in spec.forbidden:
+                if not exists(name):
+                    raise ConfigError(self.config_file, f"components.{component}.forbidden",
+                                      f"{name!r} is not an API of the installed torch")
+
 
 def load_assignment(suite_dir: Path) -> Assignment:
     """The assignment whose suite lives in `suite_dir` (named after the folder)."""
     suite_dir = suite_dir.resolve()  # the child runs elsewhere: every path it is given is absolute
-    data = tomllib.loads((suite_dir / ASSIGNMENT_FILE).read_text())
-    components = data.get("components", {})
-    return Assignment(
-        name=suite_dir.name, suite_dir=suite_dir, title=data.get("title", suite_dir.name), file=data["file"],
-        check_timeout=float(data.get("check_timeout", 10)), time_budget=float(data.get("time_budget", 120)),
-        forbidden={c: list(v.get("forbidden", [])) for c, v in components.items()},
-    )
+    file = suite_dir / ASSIGNMENT_FILE
+    spec = parse(AssignmentFile, read_toml(file), file)
+    if not spec.components:
+        raise ConfigError(file, "components", "name at least one graded component ([components.Name])")
+    return Assignment(name=suite_dir.name, suite_dir=suite_dir, title=spec.title, file=spec.file,
+                      components=spec.components, check_timeout=spec.check_timeout, time_budget=spec.time_budget)
 
 
 def is_hidden_file(path: Path) -> bool:
+    """Hidden checks live in `*_hidden.py` files: the one rule that decides what students never get."""
     return path.stem.endswith("_hidden")
+
+
+# -- kit.toml -------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CourseSection:
+    """The `[course]` table of kit.toml."""
+
+    name: str = ""
+    suites: str = "suites"
+    assignments: str = "."
+    solutions: str = ""
+
+
+@dataclass(frozen=True)
+class CourseFile:
+    course: CourseSection = field(default_factory=CourseSection)
 
 
 @dataclass
@@ -87,8 +224,8 @@ def find_course(start: Path | None = None) -> Course:
 
 def load_course(root: Path) -> Course:
     root = root.resolve()
-    data = tomllib.loads((root / COURSE_FILE).read_text()).get("course", {})
-    solutions = data.get("solutions")
-    return Course(root=root, name=data.get("name", root.name), suites=root / data.get("suites", "suites"),
-                  assignments=root / data.get("assignments", "."),
-                  solutions=root / solutions if solutions else None)
+    file = root / COURSE_FILE
+    section = parse(CourseFile, read_toml(file), file).course
+    return Course(root=root, name=section.name or root.name, suites=root / section.suites,
+                  assignments=root / section.assignments,
+                  solutions=root / section.solutions if section.solutions else None)

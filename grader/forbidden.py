@@ -12,7 +12,7 @@ from __future__ import annotations
 import ast
 import functools
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -22,6 +22,7 @@ class Hit:
     line: int
     spelled: str  # how the student wrote it
     component: str | None  # the class it appears in, None at module level
+    file: str = ""  # the submission's file it is in, relative to the submission folder
 
 
 @functools.lru_cache(maxsize=4096)
@@ -223,9 +224,28 @@ class _Scanner(ast.NodeVisitor):
         return True
 
 
-def scan_file(path: Path, forbidden: list[str]) -> list[Hit]:
-    try:
-        source = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return []
-    return scan(source, forbidden, str(path))
+def scan_files(folder: Path, files: list[str], forbidden: tuple[str, ...]) -> list[Hit]:
+    """Every use of a forbidden API in these files of the submission (the graded one and what it imported)."""
+    from .files import read_regular
+
+    hits = []
+    for rel in dict.fromkeys(files):
+        try:
+            source = read_regular(folder / rel, 1 << 20).decode("utf-8", "replace")
+        except OSError:
+            continue
+        hits += [replace(h, file=rel) for h in scan(source, list(forbidden), rel)]
+    return hits
+
+
+def exists(name: str) -> bool:
+    """Whether `name` (a dotted torch API, or aten.<op>) names something in the installed torch."""
+    if name.startswith("aten."):
+        import torch
+
+        try:
+            getattr(torch.ops.aten, name.removeprefix("aten."))
+        except (AttributeError, RuntimeError):
+            return False
+        return True
+    return resolve(name) is not None

@@ -1,28 +1,31 @@
 """A fork server for grading a class: torch is imported once, each submission gets a fresh fork.
 
 Starting a child that imports torch costs about a second; a class of hundreds pays it
-hundreds of times. `ForkLauncher` instead keeps one zygote (child.py `--zygote`, started
-through the usual launcher, so inside the same bubblewrap sandbox) and asks it to fork a
-child per submission. The child reads the submission's files from its own pipe, so
-neither the zygote nor a later child ever holds them; between children the zygote kills
-everything the last one started and empties the scratch area (see child.py, "the fork
-server"). Anything the fork server cannot do (too many files, a dead zygote that will not
-restart) falls back to a freshly started child: slower, never different.
+hundreds of times. `ForkLauncher` instead keeps one zygote (the child package with
+`--zygote`, started by the launcher it wraps, so inside the same bubblewrap sandbox) and asks
+it to fork a child per submission. The child reads the submission's files from its own pipe,
+so neither the zygote nor a later child ever holds them; between children the zygote kills
+everything the last one started and empties the scratch area (kit.grader.child.zygote).
+Anything the fork server cannot do (too many files, a dead zygote that will not restart)
+falls back to a freshly started child: slower, never different.
 """
 from __future__ import annotations
 
 import os
 import socket
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .child import MAX_FILES, ChannelClosed, recv_control, send_control, write_message
-from .runner import ChildError, ChildProcess, SubprocessLauncher, close_quietly
+from .child.wire import ChannelClosed, WireError, write_message
+from .child.zygote import MAX_FILES, recv_control, send_control
+from .files import entries, read_regular
+from .launch import CHILD_PACKAGE, ChildCommand, Limits, PlainLauncher, SpawnRequest, close_quietly
+from .runner import ChildError
 from .sandbox import shows_course
 
 MAX_BYTES = 16 << 20  # a submission over this (or over MAX_FILES files) gets a freshly started child
-SKIP_DIRS = {"__pycache__", ".ipynb_checkpoints", ".git"}
 REPLY_TIMEOUT = 15.0
 
 
@@ -38,27 +41,26 @@ def submission_files(student_file: Path, kit_files: list[str]) -> dict[str, byte
     """
     folder = student_file.parent
     if shows_course(str(folder), kit_files):
-        return {student_file.name: student_file.read_bytes()}
+        return {student_file.name: read_regular(student_file)}
     files: dict[str, bytes] = {}
     total = 0
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and not os.path.islink(os.path.join(root, d)))
-        for name in sorted(names):
-            path = os.path.join(root, name)
-            if os.path.islink(path) or not os.path.isfile(path):
-                continue
-            total += os.path.getsize(path)
-            if len(files) >= MAX_FILES or total > MAX_BYTES:
-                return None
-            with open(path, "rb") as f:
-                files[os.path.relpath(path, folder)] = f.read()
+    for rel, st in entries(folder):
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        total += st.st_size
+        if len(files) >= MAX_FILES or total > MAX_BYTES:
+            return None
+        try:
+            files[rel] = read_regular(folder / rel)
+        except OSError:
+            continue
     return files
 
 
 class Zygote:
     """The grader's handle on one fork server process."""
 
-    def __init__(self, base: SubprocessLauncher, helpers_file: Path | None) -> None:
+    def __init__(self, base: PlainLauncher, helpers_file: Path | None) -> None:
         self.helpers_file = helpers_file
         ours, theirs = socket.socketpair()
         args = ["--zygote", str(theirs.fileno())]
@@ -67,13 +69,13 @@ class Zygote:
         if base.sandboxed:  # only in its own pid namespace may the zygote kill every process it sees
             args.append("--own-pid-namespace")
         try:
-            self.process: ChildProcess = base.start(args, (theirs.fileno(),), None)
+            self.process = base.start(ChildCommand(tuple(args), (theirs.fileno(),), helpers_file))
         except BaseException:
             ours.close()
             raise
         finally:
             theirs.close()
-        self.sock = ours
+        self.sock: socket.socket | None = ours
         self.receive(base.limits.startup_timeout)  # ready: torch is imported (the thread check is per fork)
 
     def request(self, msg: dict, fds: tuple[int, ...] = ()) -> dict:
@@ -90,11 +92,14 @@ class Zygote:
     def receive(self, timeout: float) -> dict:
         try:
             reply, fds = recv_control(self.sock, time.monotonic() + timeout)
-        except (TimeoutError, ChannelClosed, OSError, ValueError, RuntimeError) as exc:
+        except (TimeoutError, ChannelClosed, OSError, WireError) as exc:
             self.close()
             raise ZygoteLost(f"the fork server did not answer ({type(exc).__name__})") from None
         for fd in fds:
             os.close(fd)
+        if not isinstance(reply, dict):
+            self.close()
+            raise ZygoteLost("the fork server sent something unexpected")
         return reply
 
     @property
@@ -129,44 +134,57 @@ class ForkedChild:
     def _finish(self, op: str) -> str | None:
         if self.ended is None and self.zygote.alive:
             try:
-                self.ended = self.zygote.request({"op": op})["status"]
-            except ZygoteLost:
+                status = self.zygote.request({"op": op, "timeout": 5.0})["status"]
+                self.ended = status if isinstance(status, str) else None
+            except (ZygoteLost, KeyError):
                 self.ended = "ended, and took the fork server that started it along (how it ended is unknown)"
         return self.ended
 
 
 class ForkLauncher:
-    """Spawns children by forking a warm zygote; same interface and sandbox as the launcher it wraps."""
+    """Spawns children by forking a warm zygote; the same sandbox and limits as the launcher it wraps."""
 
-    def __init__(self, base: SubprocessLauncher) -> None:
+    def __init__(self, base: PlainLauncher) -> None:
         self.base = base
-        self.limits = base.limits
-        self.sandboxed = base.sandboxed
-        self.warning = base.warning
-        self.description = getattr(base, "description", "")
         self.zygote: Zygote | None = None
 
-    def spawn(self, student_file: Path, helpers_file: Path | None, forbidden: list[str]):
-        kit_files = [str(Path(__file__).with_name("child.py"))] + ([str(helpers_file)] if helpers_file else [])
-        files = submission_files(student_file, kit_files)
+    @property
+    def limits(self) -> Limits:
+        return self.base.limits
+
+    @property
+    def sandboxed(self) -> bool:
+        return self.base.sandboxed
+
+    @property
+    def description(self) -> str:
+        return self.base.description
+
+    @property
+    def warning(self) -> str | None:
+        return self.base.warning
+
+    def spawn(self, request: SpawnRequest):
+        kit_files = [str(CHILD_PACKAGE)] + ([str(request.helpers_file)] if request.helpers_file else [])
+        files = submission_files(request.student_file, kit_files)
         if files is None:
-            return self.base.spawn(student_file, helpers_file, forbidden)
+            return self.base.spawn(request)
         for _ in range(2):  # a zygote a student killed is replaced once per spawn
             try:
-                return self._fork(files, student_file.name, helpers_file, forbidden)
+                return self._fork(files, request)
             except ZygoteLost:
                 self.close()
-        return self.base.spawn(student_file, helpers_file, forbidden)
+        return self.base.spawn(request)
 
-    def _fork(self, files: dict[str, bytes], name: str, helpers_file: Path | None, forbidden: list[str]):
+    def _fork(self, files: dict[str, bytes], request: SpawnRequest) -> ForkedChild:
         zygote = self.zygote
-        if zygote is None or not zygote.alive or zygote.helpers_file != helpers_file:
+        if zygote is None or not zygote.alive or zygote.helpers_file != request.helpers_file:
             self.close()
-            self.zygote = Zygote(self.base, helpers_file)
+            self.zygote = Zygote(self.base, request.helpers_file)
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         try:
-            self.zygote.request({"op": "spawn", "forbidden": list(forbidden)}, (to_child_r, from_child_w))
+            self.zygote.request({"op": "spawn", "forbidden": list(request.forbidden)}, (to_child_r, from_child_w))
         except BaseException:
             close_quietly(to_child_w, from_child_r)
             raise
@@ -175,7 +193,7 @@ class ForkLauncher:
             os.close(from_child_w)
         child = ForkedChild(self.zygote, from_child_r, to_child_w)
         try:
-            write_message(to_child_w, {"files": files, "student": name})
+            write_message(to_child_w, {"files": files, "student": request.student_file.name})
         except OSError:  # it died before reading: the runner finds out and reports how
             pass
         return child

@@ -3,7 +3,7 @@
 Everything here is plain data in, text or dicts out (no torch, no pytest, no nbgrader).
 
 Hidden checks never leak through these formats: a hidden check appears with its id,
-component, points and verdict only (`CheckResult.public_view`), never with its
+component, points and verdict only (`CheckResult.redacted`), never with its
 message, inputs or what the student's code printed.
 
 `python -m kit.grader.formats {classroom|junit|gradescope|markdown} REPORT.json`
@@ -35,17 +35,8 @@ def _first_line(text: str) -> str:
     return text.strip().splitlines()[0] if text and text.strip() else ""
 
 
-def _public(check: CheckResult) -> CheckResult:
-    """What a student may see of a check: a hidden one keeps its id, component, points and verdict only
-    (its description too is dropped: a docstring may describe the held-back inputs)."""
-    view = check.public_view()
-    if view.hidden and view.description:
-        view = CheckResult(**{**view.__dict__, "description": ""})
-    return view
-
-
 def _visible(report: Report, public: bool) -> list[CheckResult]:
-    return [_public(c) if public else c for c in report.checks]
+    return [c.redacted() if public else c for c in report.checks]
 
 
 # -- JUnit XML ---------------------------------------------------------------------------------------
@@ -69,7 +60,7 @@ def junit_xml(report: Report, *, public: bool = True) -> str:
                         ("max_score", f"{report.max_score:g}")):
         ET.SubElement(props, "property", {"name": name, "value": value})
     for note in report.notes:
-        ET.SubElement(props, "property", {"name": "note", "value": _clean(note)})
+        ET.SubElement(props, "property", {"name": "note", "value": _clean(note.text)})
     for c in checks:
         case = ET.SubElement(suite, "testcase", {
             "classname": f"{report.assignment}.{c.component}", "name": c.id + (" (hidden)" if c.hidden else ""),
@@ -80,9 +71,11 @@ def junit_xml(report: Report, *, public: bool = True) -> str:
             ET.SubElement(cprops, "property", {"name": name, "value": value})
         message = _clean(c.message)
         if c.status == FAILED:
-            ET.SubElement(case, "failure", {"message": _first_line(message) or "failed", "type": "CheckFailed"}).text = message
+            failure = ET.SubElement(case, "failure", {"message": _first_line(message) or "failed", "type": "CheckFailed"})
+            failure.text = message
         elif c.status == ERROR:
-            ET.SubElement(case, "error", {"message": _first_line(message) or "error", "type": "CheckError"}).text = message
+            error = ET.SubElement(case, "error", {"message": _first_line(message) or "error", "type": "CheckError"})
+            error.text = message
         elif c.status == SKIPPED:
             ET.SubElement(case, "skipped", {"message": _first_line(message) or "skipped"})
         if c.output and not c.hidden:
@@ -104,8 +97,8 @@ def gradescope_results(report: Report, *, execution_time: float | None = None,
     """
     tests = []
     for number, check in enumerate(report.checks, start=1):
-        c = _public(check)
-        if c.status == SKIPPED:  # no status: neither passed nor failed
+        c = check.redacted()
+        if not c.counts:  # no status: neither passed nor failed
             score, top, status = 0.0, 0.0, None
             output = c.message or "not run"
         else:
@@ -130,7 +123,8 @@ def gradescope_results(report: Report, *, execution_time: float | None = None,
     out = {
         "score": report.score,
         "output": f"{report.assignment}: {report.score:g} / {report.max_score:g}"
-                  + "".join(f"\nnote: {n}" for n in report.notes),
+                  + "".join(f"\n{p.message}" for p in report.problems)
+                  + "".join(f"\nnote: {n.text}" for n in report.notes),
         "output_format": "text",
         "visibility": "visible",
         "stdout_visibility": "hidden",
@@ -150,8 +144,8 @@ def classroom_results(report: Report) -> dict:
     """The payload GitHub Classroom's autograding reporter reads (`<RUNNER>_RESULTS`, base64 of this JSON)."""
     tests = []
     for check in report.checks:
-        c = _public(check)
-        if c.status == SKIPPED:
+        c = check.redacted()
+        if not c.counts:
             continue
         tests.append({
             "name": f"{c.component}: {c.id}",

@@ -1,26 +1,42 @@
 """The pytest plugin that turns a suite into a grader.
 
-Loaded by `kit check`/`kit grade`, and by plain pytest through its entry point, so an
-instructor can run `pytest grader/suites/hw1 --submission PATH` and see the same
-verdicts. It supplies the `student` and `child` fixtures, reads the points,
-component, gpu and hidden markers, turns each check's outcome into a `CheckResult`,
-and zeroes every component that used a forbidden API.
+Loaded by `grade_submission` (kit.grader.grade), and by plain pytest through its entry point,
+so an instructor can run `pytest grader/suites/hw1 --submission PATH` and see the same
+verdicts. It supplies the `student` and `child` fixtures, checks and reads the points,
+component, gpu and hidden markers, turns each check's outcome into a `CheckResult`, and
+says once what is wrong with the submission as a whole (a file that cannot be used, a
+forbidden API) instead of on every check.
 """
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from .course import Assignment, load_assignment
-from .forbidden import Hit, scan_file
+from .course import Assignment, ConfigError, is_hidden_file, load_assignment
+from .forbidden import scan_files
 from .remote import HELPERS, STUDENT, CheckFailed, Remote
-from .report import ERROR, FAILED, PASSED, SKIPPED, CheckResult, Report
-from .runner import ChildError, Limits, Runner, make_runner
+from .report import (
+    ERROR,
+    FAILED,
+    FORBIDDEN,
+    GPU,
+    NO_CUDA,
+    PASSED,
+    SANDBOX,
+    SKIPPED,
+    UNUSABLE,
+    CheckResult,
+    Note,
+    Problem,
+    Report,
+)
+from .runner import ChildError, Runner, SubmissionBroken, open_runner
 
 SESSION = "kit-session"
-NO_CUDA = "not run: no CUDA device"
+NO_CUDA_MESSAGE = "not run: no CUDA device"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -30,9 +46,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     for line in ("points(n): points a check is worth (default 1)",
-                 "component(name): the graded component a check belongs to",
+                 "component(name): the graded component a check belongs to (assignment.toml's [components])",
                  "gpu: needs a CUDA device; reported as not run without one",
-                 "hidden: held back from students; only in kit grade and kit check --hidden"):
+                 "hidden: held back from students; only in *_hidden.py files"):
         config.addinivalue_line("markers", line)
     submission = config.getoption("submission", None)
     if submission and _session_key not in config.stash:
@@ -67,17 +83,16 @@ def check_id(item: pytest.Item) -> str:
 class KitSession:
     """Grades one submission: owns its runner and collects a result per check."""
 
-    def __init__(self, submission: Path, assignment: Assignment | None = None, runner: Runner | None = None,
-                 limits: Limits | None = None) -> None:
+    def __init__(self, submission: Path, assignment: Assignment | None = None, runner: Runner | None = None) -> None:
         self.submission = submission
         self.assignment = assignment
         self.runner = runner
-        self.limits = limits
         self.results: list[CheckResult] = []
+        self.expected: list[str] = []  # the check ids the suite holds, known before any student code runs
+        self.config_error: ConfigError | None = None
         self.remotes: dict[str, Remote] = {}
-        self.static_hits: list[Hit] | None = None  # the AST scan, once per submission
         self.runtime_hits: dict[str, list[str]] = {}  # component -> names
-        self.notes: list[str] = []
+        self.notes: list[Note] = []
         self._cuda: bool | None = None
 
     # -- set-up, lazily at the first check, so plain `pytest --submission` works too -----------
@@ -85,21 +100,19 @@ class KitSession:
     def prepare(self, item: pytest.Item) -> None:
         if self.assignment is None:
             self.assignment = load_assignment(Path(item.path).parent)
-        if self.runner is None:  # plain `pytest --submission`: say what kit check says about the sandbox
-            self.runner = make_runner(self.submission, self.assignment, self.limits)
-            warning = getattr(self.runner.launcher, "warning", None)
-            if warning:
-                self.notes.append(warning)
-        if self.static_hits is None:
-            student_file = self.runner.student_file
-            self.static_hits = scan_file(student_file, self.assignment.all_forbidden()) if student_file.exists() else []
+        if self.runner is None:  # plain `pytest --submission`: the launcher kit check would use
+            from .sandbox import make_launcher
+
+            launcher = make_launcher(_limits(self.assignment), require=False)
+            self.runner = open_runner(self.assignment, self.submission, launcher)
+            if launcher.warning:
+                self.notes.append(Note(SANDBOX, launcher.warning))
 
     def remote_for(self, item: pytest.Item) -> Remote:
         key = item.nodeid
         if key not in self.remotes:
-            component = component_of(item)
-            forbidden = self.assignment.forbidden.get(component, [])
-            self.remotes[key] = Remote(self.runner, self.assignment.module, forbidden, None)
+            forbidden = list(self.assignment.forbidden(component_of(item)))
+            self.remotes[key] = Remote(self.runner, self.assignment.module, forbidden)
         return self.remotes[key]
 
     @property
@@ -115,12 +128,28 @@ class KitSession:
     def pytest_configure(self, config: pytest.Config) -> None:
         config.stash[_session_key] = self
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Check every marker against assignment.toml before any student code runs."""
+        items = session.items
+        if not items:
+            return
+        if self.assignment is None:
+            self.assignment = load_assignment(Path(items[0].path).parent)
+        try:
+            self.assignment.check_forbidden_names()
+            for item in items:
+                validate(item, self.assignment)
+        except ConfigError as exc:
+            self.config_error = exc
+            raise pytest.UsageError(str(exc)) from None
+        self.expected = [check_id(item) for item in items]
+
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         self.prepare(item)
         item.stash[_started] = time.monotonic()
         if item.get_closest_marker("gpu") and not self.cuda:
-            pytest.skip(NO_CUDA)
+            pytest.skip(NO_CUDA_MESSAGE)
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
@@ -136,17 +165,19 @@ class KitSession:
         self.results.append(self.result(item, call, report))
 
     def result(self, item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> CheckResult:
-        hidden = item.get_closest_marker("hidden") is not None
         points_marker = item.get_closest_marker("points")
         max_points = float(points_marker.args[0]) if points_marker else 1.0
         doc = (getattr(item, "function", None).__doc__ or "").strip().splitlines()
-        status, message = outcome_of(call, report)
+        status, message, reason = outcome_of(call, report)
+        if status == SKIPPED and item.get_closest_marker("gpu") and not self.cuda:
+            reason = NO_CUDA
         output = self.runner.take_output() if self.runner else ""
         return CheckResult(
             id=check_id(item), component=component_of(item), status=status,
             points=max_points if status == PASSED else 0.0, max_points=max_points, message=message,
-            description=doc[0] if doc else "", hidden=hidden, gpu=item.get_closest_marker("gpu") is not None,
-            output="" if hidden else output, duration=round(time.monotonic() - item.stash.get(_started, 0), 4),
+            description=doc[0] if doc else "", hidden=item.get_closest_marker("hidden") is not None,
+            gpu=item.get_closest_marker("gpu") is not None, output=output,
+            duration=round(time.monotonic() - item.stash.get(_started, 0), 4), reason=reason,
         )
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -154,38 +185,63 @@ class KitSession:
             self.runner.close()
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
+        if not self.complete:
+            return
         report = self.report()
         terminalreporter.write_sep("=", f"kit: {report.assignment} score {report.score:g} / {report.max_score:g}")
+        for problem in report.problems:
+            terminalreporter.write_line(problem.message, red=True)
         for check in report.checks:
             if check.status != PASSED:
                 first = check.message.splitlines()[0] if check.message else ""
                 terminalreporter.write_line(f"{check.status:>7}  {check.id}: {first}")
         for note in report.notes:
-            terminalreporter.write_line(f"note: {note}", yellow=True)
+            terminalreporter.write_line(f"note: {note.text}", yellow=True)
 
     # -- the verdict -------------------------------------------------------------------------------
 
+    @property
+    def complete(self) -> bool:
+        """Whether every check of the suite has a result: anything less is no report at all."""
+        return bool(self.expected) and sorted(r.id for r in self.results) == sorted(self.expected)
+
     def report(self) -> Report:
-        name = self.assignment.name if self.assignment else "?"
-        checks = apply_forbidden(self.results, self.forbidden_by_component())
+        problems = self.problems()
+        checks = [apply_problems(r, problems) for r in self.results]
         notes = list(self.notes)
-        skipped_gpu = sum(1 for c in checks if c.status == SKIPPED and c.message == NO_CUDA)
-        if skipped_gpu:
-            notes.append(f"{skipped_gpu} GPU check(s) not run: no CUDA device")
-        return Report(name, checks, notes)
+        not_run = sum(1 for c in checks if c.reason == NO_CUDA)
+        if not_run:
+            notes.append(Note(GPU, f"{not_run} GPU check(s) not run: no CUDA device"))
+        graded = self.runner.filename if self.runner else ""
+        return Report(self.assignment.name, checks, notes, problems, graded)
+
+    def problems(self) -> list[Problem]:
+        """What is wrong with the whole submission or a whole component, each said once."""
+        out = []
+        if self.runner is not None and self.runner.unusable:
+            out.append(Problem(UNUSABLE, self.runner.unusable))
+        for component, why in self.forbidden_by_component().items():
+            who = "every component" if component == "*" else component
+            out.append(Problem(FORBIDDEN, f"uses a forbidden API: {'; '.join(why)}. {who} must compute this "
+                                          f"itself, so every check of {who} scores 0.",
+                               None if component == "*" else component))
+        return out
 
     def forbidden_by_component(self) -> dict[str, list[str]]:
         """component -> why it scores zero ("*" for every component)."""
         found: dict[str, list[str]] = {}
-        for hit in self.static_hits or []:
-            where = f"{hit.name} (line {hit.line}: {hit.spelled})"
+        runner = self.runner
+        scanned = [runner.filename, *(file for file, _ in runner.imported)] if runner else []
+        folder = runner.request.student_file.parent if runner else self.submission
+        for hit in scan_files(folder, scanned, self.assignment.all_forbidden()):
+            where = f"{hit.name} ({hit.file}, line {hit.line}: {hit.spelled})"
             found.setdefault(hit.component or "*", []).append(where)
         for component, names in self.runtime_hits.items():
             for name in dict.fromkeys(names):
                 if not any(w.startswith(name + " ") for w in found.get(component, [])):
                     found.setdefault(component, []).append(f"{name} (called while your code ran)")
-        if self.runner is not None:
-            for name in self.runner.import_hits:
+        if runner is not None:
+            for name in runner.import_hits:
                 found.setdefault("*", []).append(f"{name} (called while importing your file)")
         return found
 
@@ -194,40 +250,58 @@ _started = pytest.StashKey[float]()
 _session_key = pytest.StashKey["KitSession"]()
 
 
-def component_of(item: pytest.Item) -> str:
+def _limits(assignment: Assignment):
+    from .launch import Limits
+
+    return Limits(check_timeout=assignment.check_timeout, time_budget=assignment.time_budget)
+
+
+def validate(item: pytest.Item, assignment: Assignment) -> None:
+    """A check's component must be one of assignment.toml's, and it is hidden exactly when its file is."""
+    file = Path(item.path)
     marker = item.get_closest_marker("component")
-    return str(marker.args[0]) if marker else "main"
+    if marker is None or not marker.args:
+        raise ConfigError(file, check_id(item), "no component marker (pytest.mark.component(NAME))")
+    if marker.args[0] not in assignment.components:
+        raise ConfigError(file, check_id(item), f"component {marker.args[0]!r} is not one of assignment.toml's "
+                                                f"[components] ({', '.join(assignment.components)})")
+    marked = item.get_closest_marker("hidden") is not None
+    if marked != is_hidden_file(file):
+        raise ConfigError(file, check_id(item), "hidden checks live in *_hidden.py files and carry "
+                                                "pytest.mark.hidden; this one has only one of the two")
 
 
-def outcome_of(call: pytest.CallInfo, report: pytest.TestReport) -> tuple[str, str]:
+def component_of(item: pytest.Item) -> str:
+    return str(item.get_closest_marker("component").args[0])
+
+
+def outcome_of(call: pytest.CallInfo, report: pytest.TestReport) -> tuple[str, str, str]:
+    """(status, message, reason) of a check's run."""
     if report.skipped:
         reason = call.excinfo.value.msg if call.excinfo is not None else "skipped"
-        return SKIPPED, str(reason)
+        return SKIPPED, str(reason), ""
     if call.excinfo is None:
-        return PASSED, ""
+        return PASSED, "", ""
     exc = call.excinfo.value
+    if isinstance(exc, SubmissionBroken):
+        return ERROR, str(exc), ""
     if isinstance(exc, ChildError):
-        return ERROR, str(exc)
+        return ERROR, str(exc), ""
     if isinstance(exc, CheckFailed):
-        return FAILED, str(exc)
+        return FAILED, str(exc), ""
     if isinstance(exc, AssertionError):
-        return FAILED, str(exc) or "assertion failed"
+        return FAILED, str(exc) or "assertion failed", ""
     if isinstance(exc, pytest.fail.Exception):
-        return FAILED, str(exc.msg)
-    return ERROR, f"internal error in this check ({type(exc).__name__}: {exc}); please tell your instructor"
+        return FAILED, str(exc.msg), ""
+    return ERROR, f"internal error in this check ({type(exc).__name__}: {exc}); please tell your instructor", ""
 
 
-def apply_forbidden(results: list[CheckResult], found: dict[str, list[str]]) -> list[CheckResult]:
-    """A component that used a forbidden API scores zero on every check, saying which API."""
-    if not found:
-        return list(results)
-    out = []
-    for r in results:
-        why = found.get(r.component, []) + found.get("*", [])
-        if why and r.status != SKIPPED:
-            message = (f"uses a forbidden API: {'; '.join(why)}. {r.component} must compute this itself; "
-                       f"every check of {r.component} scores 0.")
-            r = CheckResult(r.id, r.component, FAILED, 0.0, r.max_points, message, r.description, r.hidden,
-                            r.gpu, r.output, r.duration)
-        out.append(r)
-    return out
+def apply_problems(result: CheckResult, problems: list[Problem]) -> CheckResult:
+    """A check of a component that cannot score (unusable file, forbidden API) fails with a pointer to why."""
+    if not result.counts:
+        return result
+    for problem in problems:
+        if problem.component in (None, result.component):
+            summary = problem.message.splitlines()[0]
+            return replace(result, status=FAILED, points=0.0, message=summary, reason=problem.kind)
+    return result

@@ -85,7 +85,9 @@ def write_bundle(course: Course, assignment: Assignment, out: Path) -> Path:
     for path in sorted(assignment.suite_dir.iterdir()):
         if path.is_file() and not is_hidden_file(path) and path.suffix in (".py", ".toml"):
             shutil.copyfile(path, checks / path.name)
-    (out / COURSE_FILE).write_text(
-        f'# Written by `kit release`: lets `kit check` find the checks of this bundle.\n'
-        f'[course]\nname = "{course.name}"\nsuites = ".kit/suites"\nassignments = "."\n')
+    import tomli_w
+
+    course_file = {"course": {"name": course.name, "suites": ".kit/suites", "assignments": "."}}
+    (out / COURSE_FILE).write_text("# Written by `kit release`: lets `kit check` find the checks of this bundle.\n"
+                                   + tomli_w.dumps(course_file))
     return out

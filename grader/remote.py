@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .child.wire import Ref
 from .runner import Runner
 
 STUDENT, HELPERS = 0, 1  # root handles, as in child.py
@@ -32,12 +33,11 @@ class StudentException:
 class Remote:
     """The recorded-but-not-yet-run operations of one check, and how to run them."""
 
-    def __init__(self, runner: Runner, module_name: str, forbidden: list[str], timeout: float | None) -> None:
+    def __init__(self, runner: Runner, module_name: str, forbidden: list[str]) -> None:
         self.runner = runner
         self.module_name = module_name
         self.forbidden = forbidden
-        self.timeout = timeout
-        self.pending: list[tuple] = []
+        self.pending: list[dict] = []
         self.exprs: list[str] = []
         self.next_id = 2
         self.fresh = True
@@ -46,23 +46,23 @@ class Remote:
     def root(self, handle: int, expr: str) -> Proxy:
         return Proxy(self, handle, expr)
 
-    def record(self, kind: str, src: Proxy, *payload, expr: str) -> Proxy | None:
+    def record(self, op: str, src: Proxy, expr: str, **fields: Any) -> Proxy | None:
+        """Queue one operation on `src` (kit.grader.child.runtime runs it); its result is a new proxy."""
         if src._remote is not self:
             raise CheckFailed("a proxy from another check was used (suite bug)")
-        if kind == "setattr":
-            self.pending.append((kind, src._id, *payload))
-            self.exprs.append(expr)
+        self.exprs.append(expr)
+        if op == "setattr":
+            self.pending.append({"op": op, "target": src._id, **fields})
             return None
         handle, self.next_id = self.next_id, self.next_id + 1
-        self.pending.append((kind, src._id, *payload, handle))
-        self.exprs.append(expr)
+        self.pending.append({"op": op, "target": src._id, **fields, "result": handle})
         return Proxy(self, handle, expr)
 
     def encode(self, value: Any) -> Any:
         if isinstance(value, Proxy):
             if value._remote is not self:
                 raise CheckFailed("a proxy from another check was used (suite bug)")
-            return {"__ref__": value._id}
+            return Ref(value._id)
         if isinstance(value, dict):
             return {k: self.encode(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
@@ -70,12 +70,10 @@ class Remote:
         return value
 
     def flush(self, handles: list[int]) -> dict:
-        msg = {"ops": self.pending, "fetch": handles, "forbidden": self.forbidden}
-        if self.fresh:
-            msg.update(reset=True, seed=0)
-            self.fresh = False
+        msg = {"reset": self.fresh, "seed": 0, "forbidden": self.forbidden, "ops": self.pending, "fetch": handles}
+        self.fresh = False
         exprs, self.pending, self.exprs = self.exprs, [], []
-        reply = self.runner.request(msg, self.timeout)
+        reply = self.runner.request_batch(msg)
         self.hits.extend(h for h in reply.get("forbidden", []) if h not in self.hits)
         error = reply.get("error")
         if error is not None:
@@ -124,19 +122,19 @@ class Proxy:
     def __getattr__(self, name: str) -> Proxy:
         if name.startswith("__") and name.endswith("__"):
             raise AttributeError(name)
-        return self._remote.record("getattr", self, name, expr=f"{self._expr}.{name}")
+        return self._remote.record("getattr", self, f"{self._expr}.{name}", name=name)
 
     def __setattr__(self, name: str, value: Any) -> None:
-        self._remote.record("setattr", self, name, self._remote.encode(value), expr=f"{self._expr}.{name} = ...")
+        self._remote.record("setattr", self, f"{self._expr}.{name} = ...", name=name, value=self._remote.encode(value))
 
     def __call__(self, *args: Any, **kwargs: Any) -> Proxy:
         parts = [_describe(a) for a in args] + [f"{k}={_describe(v)}" for k, v in kwargs.items()]
         expr = f"{self._expr}({', '.join(parts)})"
-        return self._remote.record("call", self, self._remote.encode(list(args)),
-                                   self._remote.encode(kwargs), expr=expr if len(expr) < 100 else expr[:97] + "...")
+        return self._remote.record("call", self, expr if len(expr) < 100 else expr[:97] + "...",
+                                   args=self._remote.encode(list(args)), kwargs=self._remote.encode(kwargs))
 
     def __getitem__(self, key: Any) -> Proxy:
-        return self._remote.record("getitem", self, self._remote.encode(key), expr=f"{self._expr}[{_describe(key)}]")
+        return self._remote.record("getitem", self, f"{self._expr}[{_describe(key)}]", key=self._remote.encode(key))
 
     def __repr__(self) -> str:
         return f"<in the child: {self._expr}>"
@@ -150,14 +148,14 @@ class Proxy:
 
 def _binary(name: str):
     def op(self: Proxy, other: Any) -> Proxy:
-        return self._remote.record("getattr", self, name, expr=f"{self._expr}.{name}")(other)
+        return self._remote.record("getattr", self, f"{self._expr}.{name}", name=name)(other)
     op.__name__ = name
     return op
 
 
 for _name in ("add", "sub", "mul", "truediv", "matmul", "pow", "radd", "rsub", "rmul", "rtruediv"):
     setattr(Proxy, f"__{_name}__", _binary(f"__{_name}__"))
-Proxy.__neg__ = lambda self: self._remote.record("getattr", self, "__neg__", expr=f"-{self._expr}")()
+Proxy.__neg__ = lambda self: self._remote.record("getattr", self, f"-{self._expr}", name="__neg__")()
 
 
 def fetch(*proxies: Proxy) -> Any:

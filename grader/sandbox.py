@@ -13,7 +13,6 @@ caller shows `launcher.warning`; see docs/sandbox.md for what each guarantees.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import importlib.util
 import os
@@ -24,11 +23,10 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from .runner import CHILD_SCRIPT, ChildProcess, Limits, SubprocessLauncher, child_env, gpu_nodes
+from .launch import CHILD_PACKAGE, ChildCommand, Limits, PlainLauncher, StartedChild, child_env, gpu_nodes
 
 NOBODY = 65534  # the uid (and gid) a root grader's child runs as
 PROBE_TIMEOUT = 30.0
@@ -134,17 +132,7 @@ def probe(bwrap: str | None = None) -> Probe:
     return Probe(path, None, features, reason="bubblewrap cannot start a sandbox here (" + "; ".join(errors) + ")")
 
 
-class UnsandboxedLauncher(SubprocessLauncher):
-    """The plain child process with resource limits, and the warning the caller must show."""
-
-    sandboxed = False
-
-    def __init__(self, limits: Limits, warning: str) -> None:
-        super().__init__(limits)
-        self.warning = warning
-
-
-def make_launcher(limits: Limits, require: bool, *, bwrap: str | None = None) -> SubprocessLauncher:
+def make_launcher(limits: Limits, require: bool, *, bwrap: str | None = None) -> PlainLauncher:
     """A bubblewrap launcher when bwrap works here; else (require=False) the plain one, with a warning.
 
     With require=True a missing sandbox raises SandboxUnavailable, whose message says how to fix it.
@@ -165,14 +153,11 @@ def make_launcher(limits: Limits, require: bool, *, bwrap: str | None = None) ->
         why = found.reason.removeprefix("bubblewrap cannot start a sandbox here (").removesuffix(")")
         why = why if len(why) <= 100 else why[:97] + "..."
         warning = f"no sandbox: bubblewrap cannot run here ({why}); your code runs with resource limits only"
-    return UnsandboxedLauncher(limits, warning)
+    return PlainLauncher(limits, warning)
 
 
-@dataclass
-class SandboxedChild(ChildProcess):
+class SandboxedChild(StartedChild):
     """A child inside bwrap: killing it empties its pid namespace before returning."""
-
-    staging: str | None = None  # copies of unreadable files, made for a child that runs as nobody
 
     def kill(self) -> None:
         # SIGKILL to the namespace's init (bwrap's pid 1) takes every process in it along; the
@@ -187,8 +172,6 @@ class SandboxedChild(ChildProcess):
         except subprocess.TimeoutExpired:
             pass
         super().kill()
-        if self.staging:
-            shutil.rmtree(self.staging, ignore_errors=True)
 
     def exit_description(self) -> str:
         # bwrap exits with 128+N when the command died of signal N
@@ -327,11 +310,30 @@ def readable_by_others(path: str) -> bool:
     return True
 
 
-class BwrapLauncher(SubprocessLauncher):
+def readable_copy(path: str, staging: list[str]) -> str:
+    """`path` itself when uid nobody can read it, else a world-readable copy in a folder added to `staging`."""
+    if readable_by_others(path):
+        return path
+    if not staging:
+        staging.append(tempfile.mkdtemp(prefix="kit-staging-"))
+        os.chmod(staging[0], 0o755)
+    dest = os.path.join(staging[0], str(len(os.listdir(staging[0]))))
+    if os.path.isdir(path):
+        shutil.copytree(path, dest, symlinks=True)  # links stay links: never copy what one points at
+    else:
+        shutil.copyfile(path, dest)
+    for root, _, files in os.walk(dest):
+        os.chmod(root, 0o755)
+        for name in files:
+            if not os.path.islink(os.path.join(root, name)):
+                os.chmod(os.path.join(root, name), 0o644)
+    return dest
+
+
+class BwrapLauncher(PlainLauncher):
     """Starts the child inside bubblewrap: no view of the machine beyond what the child needs."""
 
     sandboxed = True
-    warning = None
 
     def __init__(self, limits: Limits, found: Probe | None = None, *, max_processes: int = 32,
                  scratch_mb: int = 256, extra_ro_binds: tuple[str, ...] = ()) -> None:
@@ -345,23 +347,20 @@ class BwrapLauncher(SubprocessLauncher):
         self.extra_ro_binds = tuple(extra_ro_binds)
         self.gpu_nodes = gpu_nodes()
         self.description = self.mode.description
-        self._local = threading.local()  # the staging folder of the spawn in progress, per thread
 
     # -- the command ---------------------------------------------------------------------------
 
-    def command(self, argv: list[str], scratch: str, student_dir: str | None) -> list[str]:
-        def value_of(flag: str) -> str | None:
-            return argv[argv.index(flag) + 1] if flag in argv else None
-
-        student_file, helpers = value_of("--student"), value_of("--helpers")
-        visible = [str(CHILD_SCRIPT)] + ([helpers] if helpers else [])
+    def wrap(self, argv: list[str], scratch: str, command: ChildCommand, staging: list[str]) -> list[str]:
+        visible = [str(CHILD_PACKAGE)] + ([str(command.helpers_file)] if command.helpers_file else [])
         ro = [(p, p) for p in visible]
-        if student_dir is not None:
+        if command.student_file is not None:
+            student_file, student_dir = str(command.student_file), str(command.student_file.parent)
             # A folder that holds a course, kit itself or the suite (e.g. --path at the course root)
             # would show the hidden checks and solutions: then only the student's file is visible.
-            ro.append((student_file, student_file) if shows_course(student_dir, visible) else (student_dir, student_dir))
+            shown = student_file if shows_course(student_dir, visible) else student_dir
+            ro.append((shown, shown))
         if self.mode.drop_uid is not None:
-            ro = [(self._readable_copy(src), dest) for src, dest in ro]
+            ro = [(readable_copy(src, staging), dest) for src, dest in ro]
         return self.bwrap_args(scratch, ro) + self.trampoline(argv)
 
     def trampoline(self, argv: list[str]) -> list[str]:
@@ -405,40 +404,10 @@ class BwrapLauncher(SubprocessLauncher):
                 "--remount-ro", "/proc", "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", scratch,
                 "--setenv", "HOME", scratch, "--setenv", "TMPDIR", scratch, "--"]
 
-    def _readable_copy(self, path: str) -> str:
-        """`path` itself when uid nobody can read it, else a world-readable copy made for this child."""
-        if readable_by_others(path):
-            return path
-        staging = getattr(self._local, "staging", None)
-        if staging is None:
-            staging = self._local.staging = tempfile.mkdtemp(prefix="kit-staging-")
-            os.chmod(staging, 0o755)
-        dest = os.path.join(staging, str(len(os.listdir(staging))))
-        if os.path.isdir(path):
-            shutil.copytree(path, dest, symlinks=True)  # links stay links: never copy what one points at
-        else:
-            shutil.copyfile(path, dest)
-        for root, dirs, files in os.walk(dest):
-            os.chmod(root, 0o755)
-            for name in files:
-                if not os.path.islink(os.path.join(root, name)):
-                    os.chmod(os.path.join(root, name), 0o644)
-        return dest
-
     # -- starting and stopping -----------------------------------------------------------------
 
-    def start(self, args: list[str], pass_fds: tuple[int, ...], student_dir: str | None) -> SandboxedChild:
-        self._local.staging = None
-        try:
-            child = super().start(args, pass_fds, student_dir)
-        except BaseException:
-            if self._local.staging:
-                shutil.rmtree(self._local.staging, ignore_errors=True)
-            raise
-        finally:
-            staging, self._local.staging = self._local.staging, None
-        fields = {f.name: getattr(child, f.name) for f in dataclasses.fields(ChildProcess)}
-        return SandboxedChild(**fields, staging=staging)
+    def started(self, proc, scratch, staging: list[str]) -> SandboxedChild:
+        return SandboxedChild(proc, scratch, staging=staging)
 
     def apply_limits(self) -> None:
         """Runs in the forked process before bwrap starts; everything in the sandbox inherits it."""

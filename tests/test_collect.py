@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+
 from kit.grader.collect import (
     COLLECTED,
     IGNORED,
@@ -26,7 +27,6 @@ from kit.grader.collect import (
     read_timestamp,
     safe_parts,
 )
-
 from tests.conftest import ROOT
 
 FILE = "my_linear.py"

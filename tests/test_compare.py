@@ -1,6 +1,7 @@
 """assert_close: what a student reads when a value is wrong."""
 import pytest
 import torch
+
 from kit.grader.compare import assert_close, difference
 from kit.grader.remote import CheckFailed
 

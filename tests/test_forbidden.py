@@ -1,5 +1,6 @@
 """The static scan finds forbidden torch APIs however they are spelled, and only those."""
 import pytest
+
 from kit.grader.forbidden import scan
 
 FORBIDDEN = ["torch.nn.functional.linear", "torch.nn.Linear", "torch.optim.Adam", "torch.optim._functional"]

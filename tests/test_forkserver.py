@@ -13,12 +13,12 @@ import sys
 import threading
 
 import pytest
+
 from kit.grader import child
 from kit.grader.course import load_assignment
 from kit.grader.forkserver import ForkLauncher, submission_files
 from kit.grader.runner import Limits, make_runner
 from kit.grader.sandbox import make_launcher
-
 from tests.conftest import ROOT
 
 HW1 = ROOT / "grader" / "suites" / "hw1"

@@ -14,7 +14,6 @@ from pathlib import Path
 from kit.grader.feedback import render_html, render_markdown, write_feedback
 from kit.grader.formats import classroom_results, gradescope_results, junit_xml, main, scores_csv, scores_wide_csv
 from kit.grader.report import CheckResult, Report
-
 from tests.conftest import ROOT
 
 SECRET = "SECRET_HIDDEN_INPUT_4242"
@@ -186,6 +185,7 @@ def test_classroom_workflow_grades_a_bundle(course, tmp_path):
     import shutil
 
     import yaml
+
     from kit.grader.release import write_bundle
 
     workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "classroom.yml").read_text())

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from kit.grader import grading
 from kit.grader.course import load_assignment
 from kit.grader.grading import WorkerPool, content_hash, find_submissions, summarize
 from kit.grader.report import CheckResult, Report
-
 from tests.conftest import ROOT
 
 KIT = str(Path(sys.executable).with_name("kit"))

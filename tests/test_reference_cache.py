@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
+
 from kit.grader import reference as cache
 from kit.grader.reference import reference
 from kit.grader.session import run_suite
-from torch import nn
-
 from tests.conftest import ROOT
 
 NAMES = itertools.count()

@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from kit.grader.course import is_hidden_file
 from kit.grader.release import BEGIN, END, write_bundle, write_student_files
-
 from tests.conftest import ROOT
 
 ASSIGNMENTS = sorted(p.parent.name for p in (ROOT / "grader" / "suites").glob("*/assignment.toml"))

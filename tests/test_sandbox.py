@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 from kit.grader import sandbox
 from kit.grader.course import load_assignment
 from kit.grader.report import PASSED, SKIPPED

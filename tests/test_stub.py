@@ -1,5 +1,6 @@
 """Solution markers become stubs that import and say what to write."""
 import pytest
+
 from kit.grader.release import MarkerError, make_stub
 
 SOLUTION = '''class A:

@@ -8,11 +8,12 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
 from kit.grader.forkserver import ForkLauncher
+from kit.grader.launch import Limits
 from kit.grader.report import PASSED, SKIPPED
-from kit.grader.runner import Limits
 from kit.grader.sandbox import make_launcher
-from kit.grader.session import run_suite
+from tests.conftest import grade as grade_folder
 
 CASES = sorted(Path(__file__).parent.glob("submissions/hw*/*/expected.toml"))
 IDS = [f"{p.parent.parent.name}/{p.parent.name}" for p in CASES]
@@ -24,10 +25,9 @@ def fork_launchers():
     made: dict = {}
 
     def get(limits: Limits):
-        key = repr(limits)
-        if key not in made:
-            made[key] = ForkLauncher(make_launcher(limits, require=False))
-        return made[key]
+        if limits not in made:
+            made[limits] = ForkLauncher(make_launcher(limits, require=False))
+        return made[limits]
 
     yield get
     for launcher in made.values():
@@ -40,7 +40,7 @@ def grade(course, expected_file: Path, launcher_for=None):
     limits = Limits(**expected["limits"]) if "limits" in expected else \
         Limits(check_timeout=spec.check_timeout, time_budget=spec.time_budget)
     launcher = launcher_for(limits) if launcher_for else None
-    return expected, run_suite(spec, expected_file.parent, hidden=True, limits=limits, launcher=launcher)
+    return expected, grade_folder(spec, expected_file.parent, limits=limits, launcher=launcher)
 
 
 def assert_deserved(expected: dict, report) -> None:

@@ -3,8 +3,9 @@ import math
 
 import pytest
 import torch
-from kit.grader.suite import assert_close, fail, fetch, reference
 from torch import nn
+
+from kit.grader.suite import assert_close, fail, fetch, reference
 
 pytestmark = pytest.mark.component("MyLinear")
 F64 = torch.float64

@@ -1,8 +1,9 @@
 """hw1 hidden checks: the same comparisons on shapes and values the public checks do not show."""
 import pytest
 import torch
-from kit.grader.suite import assert_close, fetch, reference
 from torch import nn
+
+from kit.grader.suite import assert_close, fetch, reference
 
 pytestmark = [pytest.mark.hidden, pytest.mark.component("MyLinear")]
 

@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 import torch
-from kit.grader.suite import assert_close, fail, fetch, reference, student_raises
 from torch import nn
+
+from kit.grader.suite import assert_close, fail, fetch, reference, student_raises
 
 pytestmark = pytest.mark.component("MyBatchNorm2d")
 

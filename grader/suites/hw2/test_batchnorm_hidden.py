@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+
 from kit.grader.suite import fetch, sibling
 
 public = sibling(__file__, "test_batchnorm.py")

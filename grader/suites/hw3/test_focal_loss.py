@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+
 from kit.grader.suite import assert_close, fail, fetch, reference, student_raises
 
 pytestmark = pytest.mark.component("FocalLoss")

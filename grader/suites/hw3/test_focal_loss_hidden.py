@@ -9,6 +9,7 @@ import math
 
 import pytest
 import torch
+
 from kit.grader.suite import assert_close, fail, fetch, reference, sibling
 
 public = sibling(__file__, "test_focal_loss.py")

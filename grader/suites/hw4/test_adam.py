@@ -11,6 +11,7 @@ eps is the point, so eps=1e-8 cannot matter elsewhere.
 
 import pytest
 import torch
+
 from kit.grader.suite import CheckFailed, assert_close, fail, fetch, reference, sibling
 
 ref = sibling(__file__, "adam_ref.py")

@@ -3,6 +3,7 @@ shapes, eps with bias correction, every option at once)."""
 
 import pytest
 import torch
+
 from kit.grader.suite import assert_close, fail, fetch, reference, sibling
 
 ref = sibling(__file__, "adam_ref.py")

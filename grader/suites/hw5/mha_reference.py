@@ -11,8 +11,9 @@ by their seed, so `weights` and `expected` are memoised (`@reference`); masks re
 from __future__ import annotations
 
 import torch
-from kit.grader.suite import assert_close, fail, fetch, reference
 from torch import nn
+
+from kit.grader.suite import assert_close, fail, fetch, reference
 
 F64 = torch.float64
 

@@ -8,6 +8,7 @@ mistake costs the checks of that mistake.
 
 import pytest
 import torch
+
 from kit.grader.suite import assert_close, fail, fetch, sibling
 
 R = sibling(__file__, "mha_reference.py")

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+
 from kit.grader.suite import sibling
 
 R = sibling(__file__, "mha_reference.py")

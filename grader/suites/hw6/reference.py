@@ -18,6 +18,7 @@ from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
+
 from kit.grader.suite import reference, sibling
 
 F64 = torch.float64

@@ -10,6 +10,7 @@ images; resnet18() itself is checked by its parameters, state_dict and feature m
 
 import pytest
 import torch
+
 from kit.grader.suite import CheckFailed, assert_close, fail, fetch, reference, sibling
 
 R = sibling(__file__, "reference.py")

@@ -1,6 +1,7 @@
 """hw6 hidden checks: shortcuts that change only the stride or only the width, other layouts."""
 
 import pytest
+
 from kit.grader.suite import fetch, reference, sibling
 
 P = sibling(__file__, "test_resnet.py")

@@ -1,0 +1,330 @@
+"""The student side of a check: import the student's code, then run what the grader asks, on handles.
+
+The grader sends batches of operations (get an attribute, call, index, set an attribute) on
+handles to objects that live here; this process runs them and answers with plain data only
+(see wire.py). Whatever the student's code does here, the grader only ever reads data back and
+compares it in its own process.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import traceback
+
+import torch
+
+from .guard import FunctionGuard, Guard, resolve
+from .wire import ChannelClosed, Ref, read_message, write_message
+
+STUDENT, HELPERS = 0, 1  # the two root handles
+MAX_OUTPUT = 20_000  # characters of student output kept per batch
+
+
+class Helpers:
+    """What a check may use inside the child besides the student's module (`child.<name>` in a check)."""
+
+    torch = torch
+
+    def __init__(self, suite_helpers: dict) -> None:
+        self.suite = argparse.Namespace(**suite_helpers)
+
+    @staticmethod
+    def leaf(t: torch.Tensor) -> torch.Tensor:
+        return t.detach().clone().requires_grad_(True)
+
+    @staticmethod
+    def param(t: torch.Tensor) -> torch.nn.Parameter:
+        return torch.nn.Parameter(t.detach().clone())
+
+    @staticmethod
+    def list(x) -> list:
+        return list(x)
+
+    @staticmethod
+    def len(x) -> int:
+        return len(x)
+
+    @staticmethod
+    def isinstance(x, dotted: str) -> bool:
+        cls = resolve(dotted)
+        return cls is not None and isinstance(x, cls)
+
+    @staticmethod
+    def typename(x) -> str:
+        return type(x).__qualname__
+
+    @staticmethod
+    def named_parameters(m) -> dict:
+        return dict(m.named_parameters())
+
+    @staticmethod
+    def named_buffers(m) -> dict:
+        return dict(m.named_buffers())
+
+    @staticmethod
+    def grads(m) -> dict:
+        return {name: p.grad for name, p in m.named_parameters()}
+
+    @staticmethod
+    def autocast(fn, *args, device_type: str = "cuda", dtype=torch.float16):
+        with torch.autocast(device_type=device_type, dtype=dtype):
+            return fn(*args)
+
+
+class NotData(Exception):
+    pass
+
+
+def to_data(value, depth: int = 0):
+    """Only plain data leaves the child: tensors (detached), numbers, strings and containers."""
+    if depth > 20:
+        raise NotData("a structure nested more than 20 levels deep")
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if value is None or isinstance(value, (bool, int, float, complex, str, torch.dtype, torch.device)):
+        return value
+    if isinstance(value, torch.Size):
+        return tuple(value)
+    if isinstance(value, tuple):
+        return tuple(to_data(v, depth + 1) for v in value)
+    if isinstance(value, list):
+        return [to_data(v, depth + 1) for v in value]
+    if isinstance(value, dict):
+        return {to_data(k, depth + 1): to_data(v, depth + 1) for k, v in value.items()}
+    raise NotData(f"a {type(value).__qualname__} object")
+
+
+class Runtime:
+    """The objects of the check in progress, by handle, and how to run the grader's operations on them."""
+
+    def __init__(self, student, helpers: Helpers, guard: Guard, student_dir: str) -> None:
+        self.roots = {STUDENT: student, HELPERS: helpers}
+        self.guard = guard
+        self.student_dir = os.path.realpath(student_dir)
+        self.objects: dict[int, object] = {}
+        self.trusted: set[int] = set()
+        self.function_mode = FunctionGuard(guard)
+
+    def reset(self, seed: int) -> None:
+        self.objects = dict(self.roots)
+        self.trusted = {HELPERS}
+        self.guard.hits.clear()
+        torch.manual_seed(seed)
+
+    def resolve(self, value):
+        if isinstance(value, Ref):
+            return self.objects[value.handle]
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.resolve(v) for v in value)
+        return value
+
+    def run_op(self, op: dict) -> None:
+        kind, target = op["op"], self.objects[op["target"]]
+        if kind == "getattr":
+            result = getattr(target, op["name"])
+        elif kind == "call":
+            result = target(*self.resolve(op["args"]), **self.resolve(op["kwargs"]))
+        elif kind == "getitem":
+            result = target[self.resolve(op["key"])]
+        elif kind == "setattr":
+            setattr(target, op["name"], self.resolve(op["value"]))
+            return
+        else:
+            raise ValueError(f"unknown operation {kind!r}")
+        self.objects[op["result"]] = result
+        if op["target"] in self.trusted:
+            self.trusted.add(op["result"])
+        else:
+            self.guard.scan(result)
+
+    def batch(self, msg: dict) -> dict:
+        if msg["reset"]:
+            self.reset(msg["seed"])
+        self.guard.forbid(msg["forbidden"])
+        self.guard.enabled = set(msg["forbidden"])
+        reply: dict = {"values": [], "error": None}
+        for index, op in enumerate(msg["ops"]):
+            untrusted = op["target"] not in self.trusted
+            try:
+                if untrusted:
+                    self.guard.active = True
+                    with self.function_mode:
+                        self.run_op(op)
+                else:
+                    self.run_op(op)
+            except BaseException as exc:  # student code may raise anything
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not untrusted:
+                    raise
+                reply["error"] = self.describe(exc, index)
+                reply["error"]["where"] = where(op, self.objects.get(op["target"]))
+                break
+            finally:
+                self.guard.active = False
+        if reply["error"] is None:
+            for handle in msg["fetch"]:
+                try:
+                    reply["values"].append(to_data(self.objects[handle]))
+                except NotData as exc:
+                    reply["error"] = error_info(exc, op=None, fetch=handle)
+                    reply["values"] = []
+                    break
+        reply["forbidden"] = list(dict.fromkeys(self.guard.hits))
+        return reply
+
+    def describe(self, exc: BaseException, index: int) -> dict:
+        """The student-facing facts of an exception: only the student's frames, named relative to their folder."""
+        frames = []
+        for f in traceback.extract_tb(exc.__traceback__):
+            path = os.path.realpath(f.filename)
+            if path.startswith(self.student_dir + os.sep):
+                frames.append(traceback.FrameSummary(os.path.relpath(path, self.student_dir), f.lineno, f.name,
+                                                     line=f.line))
+        return error_info(exc, op=index, traceback="".join(traceback.format_list(frames)) if frames else "")
+
+
+def error_info(exc: BaseException, *, op: int | None, fetch: int | None = None, traceback: str = "") -> dict:
+    return {"op": op, "fetch": fetch, "type": type(exc).__name__, "types": [c.__name__ for c in type(exc).__mro__],
+            "message": str(exc)[:2000], "traceback": traceback[-4000:], "where": ""}
+
+
+def where(op: dict, target) -> str:
+    """A short, student-facing name for what an operation ran: `MyLinear.forward(...)`."""
+    kind = op["op"]
+    if kind == "getattr":
+        return f"{type(target).__qualname__}.{op['name']}"
+    if kind == "setattr":
+        return f"setting {type(target).__qualname__}.{op['name']}"
+    if kind == "getitem":
+        return f"{type(target).__qualname__}[...]"
+    if isinstance(target, type):
+        return f"{target.__qualname__}(...)"
+    owner = getattr(target, "__self__", None)
+    if owner is not None and not isinstance(owner, type(torch)):
+        return f"{type(owner).__qualname__}.{getattr(target, '__name__', 'call')}(...)"
+    if isinstance(target, torch.nn.Module):
+        return f"{type(target).__qualname__}.forward(...)"
+    return f"{getattr(target, '__qualname__', type(target).__qualname__)}(...)"
+
+
+class Output:
+    """The student's stdout and stderr go to a file; each reply carries what was added."""
+
+    def __init__(self, path: str) -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        self.path, self.offset = path, 0
+
+    def take(self) -> str:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.offset)
+                data = f.read(MAX_OUTPUT + 1)
+                self.offset = f.seek(0, os.SEEK_END)
+        except OSError:
+            return ""
+        text = data[:MAX_OUTPUT].decode("utf-8", "replace")
+        return text + ("\n[... output truncated]" if len(data) > MAX_OUTPUT else "")
+
+
+# -- importing student code from source only -------------------------------------------------------
+
+class SourceLoader(importlib.machinery.SourceFileLoader):
+    """Compiles the .py file itself, never a cached or shipped .pyc, and records what it imported."""
+
+    imported: dict[str, str] = {}  # path -> sha256 of the source that ran
+
+    def get_code(self, fullname):
+        source = self.get_data(self.path)
+        SourceLoader.imported[self.path] = hashlib.sha256(source).hexdigest()
+        return self.source_to_code(source, self.path)
+
+
+def source_only(folder: str):
+    """A path hook: under `folder`, modules are found as .py sources only (no bytecode, no binaries)."""
+    root = os.path.realpath(folder)
+
+    def hook(path: str):
+        real = os.path.realpath(path)
+        if real == root or real.startswith(root + os.sep):
+            return importlib.machinery.FileFinder(path, (SourceLoader, importlib.machinery.SOURCE_SUFFIXES))
+        raise ImportError(path)
+
+    return hook
+
+
+def load_student(path: str):
+    """Import the graded file (and, through it, its folder's modules) from source."""
+    folder = os.path.dirname(path)
+    sys.path_hooks.insert(0, source_only(folder))
+    sys.path_importer_cache.clear()
+    sys.path.insert(0, folder)
+    name = os.path.splitext(os.path.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(name, path, loader=SourceLoader(name, path))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def imported_files(folder: str) -> list[list[str]]:
+    """[relative path, sha256] of every student source that was imported so far."""
+    root = os.path.realpath(folder)
+    return sorted([os.path.relpath(path, root), digest] for path, digest in SourceLoader.imported.items())
+
+
+def load_helpers(path: str | None) -> dict:
+    if not path:
+        return {}
+    namespace: dict = {"__name__": "kit_suite_remote", "__file__": path}
+    with open(path) as f:
+        exec(compile(f.read(), path, "exec"), namespace)
+    return {k: v for k, v in namespace.items() if callable(v) and not k.startswith("_")}
+
+
+def serve(rfd: int, wfd: int, student_file: str, helpers_file: str | None, forbidden: list[str],
+          scratch: str) -> None:
+    """Import the student's module, say hello, then answer batches until the grader hangs up."""
+    os.chdir(scratch)
+    output = Output(os.path.join(scratch, ".output"))
+    sys.dont_write_bytecode = True
+    student_dir = os.path.dirname(os.path.abspath(student_file))
+    guard = Guard()
+    guard.forbid(forbidden)
+    guard.enabled = set(forbidden)
+    runtime = Runtime(None, Helpers(load_helpers(helpers_file)), guard, student_dir)
+    try:
+        guard.active = True
+        with FunctionGuard(guard):
+            student = load_student(student_file)
+    except BaseException as exc:  # whatever the import raised is the student's error
+        guard.active = False
+        write_message(wfd, {"ready": False, "error": runtime.describe(exc, -1), "output": output.take(),
+                            "forbidden": list(dict.fromkeys(guard.hits)), "cuda": False,
+                            "imported": imported_files(student_dir)})
+        return
+    guard.active = False
+    runtime.roots[STUDENT] = student
+    write_message(wfd, {"ready": True, "error": None, "output": output.take(),
+                        "forbidden": list(dict.fromkeys(guard.hits)), "cuda": torch.cuda.is_available(),
+                        "imported": imported_files(student_dir)})
+    while True:
+        try:
+            msg = read_message(rfd)
+        except ChannelClosed:
+            return
+        reply = runtime.batch(msg)
+        reply["output"] = output.take()
+        write_message(wfd, reply)
