@@ -16,12 +16,21 @@ from .report import ERROR, FAILED, PASSED, SANDBOX, SKIPPED, Report
 
 MARK = {PASSED: "✓", FAILED: "✗", ERROR: "!", SKIPPED: "–"}
 WORD = {PASSED: "passed", FAILED: "failed", ERROR: "error", SKIPPED: "not run"}
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&!#])")
 
 
 def md_text(text: str) -> str:
-    """`text` as literal Markdown on one line: every character Markdown or HTML would act on escaped."""
+    """`text` as literal Markdown on one line: every character that makes links, images, HTML or markup escaped."""
     return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def md_code(text: str) -> str:
+    """`text` as an inline code span (fit for a table cell): nothing in it is read as Markdown."""
+    text = " ".join(text.split()).replace("|", "\\|")
+    ticks = "`"
+    while ticks in text:
+        ticks += "`"
+    return f"{ticks} {text} {ticks}" if text.startswith("`") or text.endswith("`") else f"{ticks}{text}{ticks}"
 
 
 def md_fence(text: str) -> str:
@@ -38,7 +47,7 @@ def _environment(autoescape: bool):
 
     env = Environment(loader=PackageLoader("kit.grader", "templates"), autoescape=autoescape,
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(md=md_text, fence=md_fence)
+    env.filters.update(md=md_text, code=md_code, fence=md_fence)
     return env
 
 

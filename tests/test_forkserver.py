@@ -14,10 +14,11 @@ import threading
 
 import pytest
 
-from kit.grader import child
+from kit.grader.child import zygote as child_zygote
 from kit.grader.course import load_assignment
 from kit.grader.forkserver import ForkLauncher, submission_files
-from kit.grader.runner import Limits, make_runner
+from kit.grader.launch import CHILD_PACKAGE, Limits, child_env
+from kit.grader.runner import open_runner
 from kit.grader.sandbox import make_launcher
 from tests.conftest import ROOT
 
@@ -53,8 +54,9 @@ def fork_launcher():
 
 def call(runner, name: str):
     """Run `student.<name>()` in the child and fetch what it returns."""
-    reply = runner.request({"ops": [["getattr", 0, name, 2], ["call", 2, [], {}, 3]], "fetch": [3],
-                            "forbidden": [], "reset": True, "seed": 0})
+    reply = runner.request_batch({"reset": True, "seed": 0, "forbidden": [], "fetch": [3], "ops": [
+        {"op": "getattr", "target": 0, "name": name, "result": 2},
+        {"op": "call", "target": 2, "args": [], "kwargs": {}, "result": 3}]})
     assert reply["error"] is None, reply["error"]
     return reply["values"][0]
 
@@ -62,7 +64,7 @@ def call(runner, name: str):
 def test_the_zygote_refuses_to_fork_with_a_second_thread(tmp_path):
     """A thread pool would be copied without its threads: forking then can deadlock the child."""
     ours, theirs = socket.socketpair()
-    zygote = child.Zygote(theirs, str(tmp_path), None, own_pid_namespace=False)
+    zygote = child_zygote.Zygote(theirs, str(tmp_path), None, own_pid_namespace=False)
     release = threading.Event()
     helper = threading.Thread(target=release.wait)
     helper.start()
@@ -83,8 +85,6 @@ def test_the_zygote_refuses_to_fork_with_a_second_thread(tmp_path):
 
 def test_importing_torch_starts_no_thread_with_the_child_environment():
     """What makes the fork safe: the zygote's environment keeps torch, OpenMP and BLAS single-threaded."""
-    from kit.grader.runner import child_env
-
     code = "import os, torch, numpy; print(len(os.listdir('/proc/self/task')))"
     out = subprocess.run([sys.executable, "-c", code], env=child_env(), capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "1", out.stderr
@@ -99,7 +99,7 @@ def test_each_forked_child_starts_clean(fork_launcher, tmp_path):
         (folder / "my_linear.py").write_text(LEAVER + f"# MARK-{name}\n")
         folders.append(folder)
 
-    first = make_runner(folders[0], assignment, launcher=fork_launcher)
+    first = open_runner(assignment, folders[0], fork_launcher)
     try:
         seen = call(first, "look")
         assert seen["first"] and seen["tmp"] and seen["cuda_lazy"] and seen["threads"] == 1
@@ -107,7 +107,7 @@ def test_each_forked_child_starts_clean(fork_launcher, tmp_path):
     finally:
         first.close()
 
-    second = make_runner(folders[1], assignment, launcher=fork_launcher)
+    second = open_runner(assignment, folders[1], fork_launcher)
     try:
         seen_after = call(second, "look")
     finally:
@@ -126,12 +126,12 @@ def test_a_child_that_kills_the_zygote_costs_only_itself(fork_launcher, tmp_path
     (folder / "my_linear.py").write_text("import os, signal\n\ndef kill_parent():\n"
                                          "    os.kill(os.getppid(), signal.SIGKILL)\n    return 1\n\n"
                                          "def ok():\n    return 2\n")
-    runner = make_runner(folder, assignment, launcher=fork_launcher)
+    runner = open_runner(assignment, folder, fork_launcher)
     try:
         assert call(runner, "kill_parent") == 1
     finally:
         runner.close()
-    runner = make_runner(folder, assignment, launcher=fork_launcher)  # a new zygote serves the next one
+    runner = open_runner(assignment, folder, fork_launcher)  # a new zygote serves the next one
     try:
         assert call(runner, "ok") == 2
     finally:
@@ -139,7 +139,7 @@ def test_a_child_that_kills_the_zygote_costs_only_itself(fork_launcher, tmp_path
 
 
 def test_a_submission_is_sent_as_the_sandbox_would_show_it(tmp_path):
-    kit_file = str(ROOT / "grader" / "child.py")
+    kit_file = str(CHILD_PACKAGE)
     folder = tmp_path / "alice"
     (folder / "pkg").mkdir(parents=True)
     (folder / "my_linear.py").write_text("x = 1\n")

@@ -6,6 +6,7 @@ import base64
 import csv
 import io
 import json
+from dataclasses import replace
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from kit.grader.feedback import render_html, render_markdown, write_feedback
 from kit.grader.formats import classroom_results, gradescope_results, junit_xml, main, scores_csv, scores_wide_csv
-from kit.grader.report import CheckResult, Report
+from kit.grader.report import GPU, CheckResult, Note, Report
 from tests.conftest import ROOT
 
 SECRET = "SECRET_HIDDEN_INPUT_4242"
@@ -31,7 +32,7 @@ def sample() -> Report:
         CheckResult("hidden_big", "MyLinear", "failed", 0, 1, f"values differ at x={SECRET}", "big values",
                     hidden=True, output=f"printed {SECRET}"),
         CheckResult("hidden_zero", "MyLinear", "passed", 1, 1, "", "zero rows", hidden=True, output=SECRET),
-    ], notes=["2 GPU check(s) not run: no CUDA device"])
+    ], notes=[Note(GPU, "2 GPU check(s) not run: no CUDA device")])
 
 
 # -- JUnit -------------------------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ def test_feedback_markdown_shows_public_details_and_hides_hidden_ones():
 
 def test_feedback_html_is_escaped_and_hides_hidden_ones(tmp_path):
     report = sample()
-    report.checks[1].output = "<script>alert(1)</script>"
+    report.checks[1] = replace(report.checks[1], output="<script>alert(1)</script>")
     page = render_html(report, "ann")
     assert "<script>alert" not in page and "&lt;script&gt;" in page
     assert "&lt;transposed&gt; &amp;" in page

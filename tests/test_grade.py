@@ -27,9 +27,11 @@ from pathlib import Path
 
 import pytest
 
-from kit.grader import grading
 from kit.grader.course import load_assignment
-from kit.grader.grading import WorkerPool, content_hash, find_submissions, summarize
+from kit.grader.batch import find_submissions
+from kit.grader.files import content_hash
+from kit.grader.pool import Job, WorkerPool
+from kit.grader.stats import summarize
 from kit.grader.report import CheckResult, Report
 from tests.conftest import ROOT
 
@@ -525,27 +527,27 @@ def test_find_submissions_skips_links_and_bad_ids(tmp_path):
     assert len(skipped) == 2
 
 
-def fake_task(suite_dir: str, submission: str, require_sandbox: bool) -> dict:
-    """Stands in for grade_one: dies like a worker killed by the OOM killer for `crash`, else a report."""
+def fake_task(suite_dir: str, submission: str, require_sandbox: bool) -> tuple[Report, str]:
+    """Stands in for grade_in_worker: dies like a worker killed by the OOM killer for `crash`, else a report."""
     if submission.endswith("crash"):
         os._exit(9)
-    return Report("hw1", [CheckResult("forward", "MyLinear", "passed", 1.0, 1.0)]).to_json()
+    return Report("hw1", [CheckResult("forward", "MyLinear", "passed", 1.0, 1.0)]), "here"
 
 
 def test_a_dying_worker_costs_a_retry_not_the_run(tmp_path):
     spec = load_assignment(HW1)
-    subs = [grading.Submission(name, tmp_path / name, name) for name in ("a", "crash", "b", "c")]
+    jobs = [Job(name, tmp_path / name) for name in ("a", "crash", "b", "c")]
     pool = WorkerPool(2, False, task=fake_task, max_attempts=2)
-    outcomes = {o.submission.student: o for o in pool.grade(spec, subs)}
+    outcomes = {o.job.student: o for o in pool.grade(spec, jobs)}
     assert sorted(outcomes) == ["a", "b", "c", "crash"]
     assert outcomes["crash"].report is None and "died 2 times" in outcomes["crash"].error
-    assert all(outcomes[s].report["score"] == 1.0 for s in "abc")
+    assert all(outcomes[s].report.score == 1.0 and outcomes[s].node == "here" for s in "abc")
 
 
 def test_summary_of_reports():
     def rep(*statuses):
         return Report("hw1", [CheckResult(f"c{i}", "A" if i < 2 else "B", s, 1.0 if s == "passed" else 0.0, 1.0)
-                              for i, s in enumerate(statuses)]).to_json()
+                              for i, s in enumerate(statuses)])
 
     summary = summarize({"x": rep("passed", "passed", "passed"), "y": rep("failed", "passed", "error"),
                          "z": rep("failed", "failed", "skipped")})

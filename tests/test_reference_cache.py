@@ -9,8 +9,7 @@ from torch import nn
 
 from kit.grader import reference as cache
 from kit.grader.reference import reference
-from kit.grader.session import run_suite
-from tests.conftest import ROOT
+from tests.conftest import ROOT, grade
 
 NAMES = itertools.count()
 
@@ -279,7 +278,7 @@ def test_grades_identical_with_and_without_cache(course, name, monkeypatch):
     folders = [course.solutions / name] + [ROOT / "tests" / "submissions" / name / case for case in CASES[name]]
 
     def grade_all() -> list:
-        return [verdicts(run_suite(spec, folder, hidden=True)) for folder in folders]
+        return [verdicts(grade(spec, folder)) for folder in folders]
 
     filled = grade_all()
     misses = cache.cache_stats()["misses"]
@@ -301,7 +300,7 @@ def test_grades_identical_from_the_disk_store(course, name, tmp_path):
     path = cache.store_path(spec.suite_dir)
 
     def grade_all() -> list:
-        return [verdicts(run_suite(spec, folder)) for folder in folders]
+        return [verdicts(grade(spec, folder, hidden=False)) for folder in folders]
 
     with cache.persisted(path):
         stored = grade_all()

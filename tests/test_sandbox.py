@@ -29,8 +29,9 @@ import pytest
 from kit.grader import sandbox
 from kit.grader.course import load_assignment
 from kit.grader.report import PASSED, SKIPPED
-from kit.grader.runner import Limits, SubprocessLauncher, make_runner
-from kit.grader.session import run_suite
+from kit.grader.launch import CHILD_PACKAGE, ChildCommand, Limits, PlainLauncher
+from kit.grader.runner import open_runner
+from tests.conftest import grade
 
 REPO = Path(__file__).resolve().parents[1]
 HW1 = REPO / "grader" / "suites" / "hw1"
@@ -207,7 +208,7 @@ _twins: dict[str, dict] = {}
 def twin_verdicts(case: str, course: Course, assignment, launcher) -> dict:
     if case not in _twins:
         folder = course.submit(case, course.root.parent / "twin" / case)
-        _twins[case] = verdicts(run_suite(assignment, folder, hidden=True, launcher=launcher))
+        _twins[case] = verdicts(grade(assignment, folder, launcher=launcher))
     return _twins[case]
 
 
@@ -223,7 +224,7 @@ def test_redteam(case, course, assignment, any_launcher, capfd):
     protected = {p: hashlib.sha256(p.read_bytes()).hexdigest()
                  for p in [*HW1.iterdir(), REPO / "solutions" / "hw1" / "my_linear.py"] if p.is_file()}
 
-    report = run_suite(assignment, submission, hidden=True, launcher=launcher)
+    report = grade(assignment, submission, launcher=launcher)
 
     failing = sorted(c.id for c in report.checks if c.status not in (PASSED, SKIPPED))
     summary = "\n".join(f"{c.id}: {c.status} {c.message[:300]}" for c in report.checks if c.status != PASSED)
@@ -259,9 +260,9 @@ def test_redteam(case, course, assignment, any_launcher, capfd):
 @needs_bwrap
 def test_daemon_runs_while_grading_and_dies_with_the_child(course, assignment, any_launcher):
     launcher = any_launcher
-    runner = make_runner(course.submit("daemon"), assignment, launcher=launcher)
+    runner = open_runner(assignment, course.submit("daemon"), launcher)
     try:
-        runner.request({"ops": [], "fetch": [], "forbidden": [], "reset": True, "seed": 0})
+        runner.request_batch({"reset": True, "seed": 0, "forbidden": [], "ops": [], "fetch": []})
         deadline = time.monotonic() + 5
         while not alive(course.token) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -281,12 +282,13 @@ def test_killing_the_grader_kills_the_sandbox(course, tmp_path):
         import time
         from pathlib import Path
         from kit.grader.course import load_assignment
-        from kit.grader.runner import Limits, make_runner
+        from kit.grader.launch import Limits
+        from kit.grader.runner import open_runner
         from kit.grader.sandbox import make_launcher
 
         assignment = load_assignment(Path({str(HW1)!r}))
-        runner = make_runner(Path({str(submission)!r}), assignment, launcher=make_launcher(Limits(), require=True))
-        runner.request({{"ops": [], "fetch": [], "forbidden": [], "reset": True, "seed": 0}})
+        runner = open_runner(assignment, Path({str(submission)!r}), make_launcher(Limits(), require=True))
+        runner.request_batch({{"reset": True, "seed": 0, "forbidden": [], "ops": [], "fetch": []}})
         print("ready", flush=True)
         time.sleep(600)
     """))
@@ -319,8 +321,7 @@ def test_a_submission_only_root_can_read_is_graded_from_a_copy(course, assignmen
         if not path.is_symlink():
             path.chmod(0o600)
     folder.chmod(0o700)
-    report = run_suite(assignment, folder, hidden=True, keyword="forward and not leading and not cuda",
-                       launcher=launcher)
+    report = grade(assignment, folder, keyword="forward and not leading and not cuda", launcher=launcher)
     assert [(c.id, c.status) for c in report.checks] == [("forward", PASSED)], report.checks[0].message
     assert list((tmp_path / "tmp").iterdir()) == []  # the copy went with the child
 
@@ -333,8 +334,8 @@ HONEST = [REPO / "solutions" / "hw1", REPO / "tests" / "submissions" / "hw1" / "
 @needs_bwrap
 @pytest.mark.parametrize("submission", HONEST, ids=[p.name for p in HONEST])
 def test_honest_scores_identical_with_and_without_sandbox(submission, assignment, any_launcher):
-    plain = run_suite(assignment, submission, hidden=True, launcher=SubprocessLauncher(any_launcher.limits))
-    boxed = run_suite(assignment, submission, hidden=True, launcher=any_launcher)
+    plain = grade(assignment, submission, launcher=PlainLauncher(any_launcher.limits))
+    boxed = grade(assignment, submission, launcher=any_launcher)
     assert [(c.id, c.status, c.points, c.message) for c in boxed.checks] == \
            [(c.id, c.status, c.points, c.message) for c in plain.checks]
     assert boxed.score == plain.score
@@ -352,7 +353,7 @@ def fake_bwrap(tmp_path: Path, message: str) -> str:
 def test_without_bwrap_the_plain_launcher_warns(tmp_path):
     launcher = sandbox.make_launcher(Limits(), require=False, bwrap=str(tmp_path / "missing" / "bwrap"))
     assert not launcher.sandboxed
-    assert isinstance(launcher, SubprocessLauncher)
+    assert isinstance(launcher, PlainLauncher)
     assert launcher.warning.startswith("no sandbox: bubblewrap not installed; your code runs with resource limits")
     assert "\n" not in launcher.warning
 
@@ -383,19 +384,18 @@ def test_a_folder_holding_the_suite_shows_only_the_student_file(launcher, tmp_pa
     helpers.parent.mkdir(parents=True)
     helpers.write_text("def helper(): pass\n")
     (root / "my_linear.py").write_text("class MyLinear: pass\n")
-    argv = [sys.executable, "-P", "-s", str(sandbox.CHILD_SCRIPT), "--fds", "3,4", "--student",
-            str(root / "my_linear.py"), "--scratch", str(tmp_path), "--helpers", str(helpers)]
-    cmd = launcher.command(argv, str(tmp_path), str(root))
+    argv = [sys.executable, "-P", "-s", "-c", "pass"]
+    command = ChildCommand((), (), helpers, root / "my_linear.py")
+    cmd = launcher.wrap(argv, str(tmp_path), command, [])
     dests = [cmd[i + 2] for i, a in enumerate(cmd) if a == "--ro-bind"]
     assert str(root) not in dests
-    assert str(root / "my_linear.py") in dests and str(helpers) in dests and str(sandbox.CHILD_SCRIPT) in dests
+    assert str(root / "my_linear.py") in dests and str(helpers) in dests and str(CHILD_PACKAGE) in dests
     for flag in ("--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session"):
         assert flag in cmd
     # the usual case: the student's own folder
     (tmp_path / "alice").mkdir()
     (tmp_path / "alice" / "my_linear.py").write_text("class MyLinear: pass\n")
-    argv[argv.index("--student") + 1] = str(tmp_path / "alice" / "my_linear.py")
-    cmd = launcher.command(argv, str(tmp_path), str(tmp_path / "alice"))
+    cmd = launcher.wrap(argv, str(tmp_path), ChildCommand((), (), helpers, tmp_path / "alice" / "my_linear.py"), [])
     assert str(tmp_path / "alice") in [cmd[i + 2] for i, a in enumerate(cmd) if a == "--ro-bind"]
 
 
@@ -405,7 +405,7 @@ def kit_check_notes(path_env: str) -> list[str]:
     env = {**os.environ, "PATH": path_env}
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
-    return json.loads(out.stdout)["notes"]
+    return [n["text"] for n in json.loads(out.stdout)["notes"]]
 
 
 def test_kit_check_reports_a_missing_sandbox(tmp_path):

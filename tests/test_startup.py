@@ -52,8 +52,8 @@ def test_hidden_checks_are_never_stored(tmp_path):
 STUDENT_OPTIMIZER = """
 import sys
 sys.path[:0] = [{grader!r}, {solution!r}]
-import child
-child.defer_dynamo_import()
+from child.startup import defer_dynamo_import
+defer_dynamo_import()
 import torch
 from adam import AdamOptimizer
 
