@@ -5,8 +5,9 @@ The main process never runs a check. It hands submissions to a pool of worker pr
 unless turned off, for every submission it grades). The student's code runs only in the
 worker's sandboxed child, so a submission can crash, hang or kill its own child but not the
 worker. Should a worker die anyway (out of memory, a bug), the pool is rebuilt and the
-submissions it was running are tried again, up to `MAX_ATTEMPTS` times; so is a submission
-whose checks did not run to their end (`NotGraded`).
+submissions it was running are tried again, each by itself, so that only the one that kills
+a worker is charged for it, up to `MAX_ATTEMPTS` times; so is a submission whose checks did
+not run to their end (`NotGraded`).
 
 Workers ignore Ctrl-C (the main process decides what happens), die with the main process
 (even after `kill -9`), and take their child down with them.
@@ -169,14 +170,15 @@ class WorkerPool:
         """
         from .grade import NotGraded
 
-        todo = list(jobs)
+        todo, alone = list(jobs), []  # alone: jobs that were running when a worker died, each retried by itself
         attempts = {job.student: 0 for job in todo}
         try:
-            while todo:
+            while todo or alone:
                 self.start()
+                batch, todo = ([alone.pop(0)], todo) if alone else (todo, [])
                 futures = {self.executor.submit(self.task, str(assignment.suite_dir), str(job.path),
-                                                self.require_sandbox): job for job in todo}
-                todo, pending, started, broken = [], set(futures), {}, False
+                                                self.require_sandbox): job for job in batch}
+                pending, started, broken = set(futures), {}, False
                 while pending:
                     done, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_COMPLETED)
                     now = time.monotonic()
@@ -186,15 +188,24 @@ class WorkerPool:
                         seconds = now - started.get(fut, now)
                         try:
                             report, node = fut.result()
-                        except (cf.process.BrokenProcessPool, NotGraded) as exc:
-                            broken = broken or isinstance(exc, cf.process.BrokenProcessPool)
+                        except cf.process.BrokenProcessPool:
+                            broken = True
+                            if len(batch) > 1:  # which job killed the worker is unknown: suspects run alone
+                                (alone if fut in started else todo).append(job)
+                                continue
+                            attempts[job.student] += 1
+                            if attempts[job.student] < self.max_attempts:
+                                alone.append(job)
+                            else:
+                                yield Outcome(job, None, f"a grading worker died {attempts[job.student]} times "
+                                                         "while grading this submission", seconds)
+                            continue
+                        except NotGraded as exc:
                             attempts[job.student] += 1
                             if attempts[job.student] < self.max_attempts:
                                 todo.append(job)
-                                continue
-                            why = (f"a grading worker died {attempts[job.student]} times while grading this "
-                                   "submission" if isinstance(exc, cf.process.BrokenProcessPool) else str(exc))
-                            yield Outcome(job, None, why, seconds)
+                            else:
+                                yield Outcome(job, None, str(exc), seconds)
                             continue
                         except Exception as exc:  # noqa: BLE001 - an error in the grader (or the suite), not the student's
                             yield Outcome(job, None, f"{type(exc).__name__}: {exc}", seconds)

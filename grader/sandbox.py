@@ -26,6 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .course import SetupError
 from .launch import CHILD_PACKAGE, ChildCommand, Limits, PlainLauncher, StartedChild, child_env, gpu_nodes
 
 NOBODY = 65534  # the uid (and gid) a root grader's child runs as
@@ -57,7 +58,7 @@ os.execv(sys.argv[4], sys.argv[4:])
 """
 
 
-class SandboxUnavailable(Exception):
+class SandboxUnavailable(SetupError):
     """A sandbox was required and bubblewrap cannot provide one here (a setup error)."""
 
 
