@@ -12,7 +12,7 @@ from typing import Any
 from .child.wire import Ref
 from .runner import Runner
 
-STUDENT, HELPERS = 0, 1  # root handles, as in child.py
+STUDENT, HELPERS = 0, 1  # root handles, as in kit.grader.child.runtime
 
 
 class CheckFailed(AssertionError):

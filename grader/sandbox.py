@@ -2,7 +2,7 @@
 
 `make_launcher` picks how the child process that runs student code is started.
 With bubblewrap (`bwrap`) the child gets a filesystem of its own, built from nothing:
-the system's `/usr`, the Python it runs on, `child.py`, the suite's `remote.py` and the
+the system's `/usr`, the Python it runs on, kit's `child` package, the suite's `remote.py` and the
 student's folder, all read-only, plus one private writable scratch folder. The course
 folder (hidden suites, solutions, gradebook, other students' work), home folders and
 `/tmp` simply do not exist in there. The child has no network (a fresh network
