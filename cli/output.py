@@ -33,8 +33,9 @@ def print_report(report: Report, *, submission: Path | None = None, verbose: boo
         console.print()
     unusable = any(p.kind == UNUSABLE for p in report.problems)
     if unusable:  # no check could run: one line instead of a table of the same message
-        counted = [c for c in report.checks if c.counts]
-        console.print(_text(f"{title}: {len(counted)} checks not run", "bold"))
+        counted = sum(1 for c in report.checks if c.counts)
+        console.print(_text(title, "bold"))
+        console.print(_text(f"{counted} checks not run: fix the problem above, then check again", "bold"))
     else:
         console.print(_table(report, title, verbose))
     details = [c for c in report.checks if c.status in (FAILED, ERROR) and c.message and not c.reason]

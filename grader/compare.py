@@ -21,6 +21,8 @@ TOLERANCES = {
     torch.float32: (1.3e-6, 1e-5),
     torch.float16: (1e-3, 1e-5),
     torch.bfloat16: (1.6e-2, 1e-5),
+    torch.complex128: (1e-7, 1e-7),
+    torch.complex64: (1.3e-6, 1e-5),
 }
 
 
@@ -77,7 +79,8 @@ def difference(actual: Any, expected: Any, *, name: str, rtol: float | None = No
         return None
     if not isinstance(expected, torch.Tensor):
         if isinstance(expected, (int, float)) and isinstance(actual, (int, float)) and not isinstance(expected, bool):
-            expected, actual = torch.tensor(float(expected), dtype=torch.float64), torch.tensor(float(actual), dtype=torch.float64)
+            expected = torch.tensor(float(expected), dtype=torch.float64)
+            actual = torch.tensor(float(actual), dtype=torch.float64)
             check_dtype = False
         elif actual == expected:
             return None
@@ -103,15 +106,17 @@ def _tensor_difference(actual: torch.Tensor, expected: torch.Tensor, name: str, 
         mismatch = actual.cpu() != expected.cpu().to(actual.dtype)
         if not mismatch.any():
             return None
-        index = _index(mismatch.nonzero()[0]) if mismatch.dim() else "()"
-        return (f"{name}: {int(mismatch.sum())} of {mismatch.numel()} elements differ; first at index {index} "
-                f"(got {actual.cpu()[tuple(mismatch.nonzero()[0])].item() if mismatch.dim() else actual.item()}, "
-                f"expected {expected.cpu()[tuple(mismatch.nonzero()[0])].item() if mismatch.dim() else expected.item()})")
+        first = tuple(mismatch.nonzero()[0]) if mismatch.dim() else ()
+        return (f"{name}: {int(mismatch.sum())} of {mismatch.numel()} elements differ; first at index "
+                f"{_index(first) if first else '()'} (got {actual.cpu()[first].item()}, "
+                f"expected {expected.cpu()[first].item()})")
     default_rtol, default_atol = TOLERANCES.get(expected.dtype, (1e-7, 1e-7))
     rtol = default_rtol if rtol is None else rtol
     atol = default_atol if atol is None else atol
-    a = actual.detach().cpu().to(torch.float64)
-    e = expected.detach().cpu().to(torch.float64)
+    # compare within the dtype family, as torch.testing does: complex values keep their imaginary part
+    wide = torch.complex128 if actual.is_complex() or expected.is_complex() else torch.float64
+    a = actual.detach().cpu().to(wide)
+    e = expected.detach().cpu().to(wide)
     a_nan, e_nan = a.isnan(), e.isnan()
     if (a_nan & ~e_nan).any():
         count = int((a_nan & ~e_nan).sum())
@@ -122,8 +127,9 @@ def _tensor_difference(actual: torch.Tensor, expected: torch.Tensor, name: str, 
         where = _index((a_inf != e_inf).nonzero()[0]) if a.dim() and (a_inf != e_inf).any() else "()"
         return f"{name}: infinite values differ from the expected ones, first at index {where}"
     finite = ~(a_nan | e_nan | a_inf)
-    diff = torch.where(finite, (a - e).abs(), torch.zeros_like(a))
-    bad = diff > atol + rtol * e.abs()
+    magnitude = e.abs()  # float64 for real and complex values alike
+    diff = torch.where(finite, (a - e).abs(), torch.zeros_like(magnitude))
+    bad = diff > atol + rtol * magnitude
     if not bad.any():
         return None
     worst = int(diff.flatten().argmax())
@@ -131,8 +137,13 @@ def _tensor_difference(actual: torch.Tensor, expected: torch.Tensor, name: str, 
     return (f"{name}: values differ ({_dtype(expected.dtype)}, rtol={rtol:g}, atol={atol:g})\n"
             f"  mismatched elements: {int(bad.sum())} / {bad.numel()} ({100 * float(bad.float().mean()):.1f}%)\n"
             f"  greatest absolute difference: {float(diff.flatten()[worst]):.3g} at index {at} "
-            f"(got {float(a.flatten()[worst]):.6g}, expected {float(e.flatten()[worst]):.6g})\n"
-            f"  greatest relative difference: {_relative(diff, e, bad, finite)}")
+            f"(got {_number(a.flatten()[worst])}, expected {_number(e.flatten()[worst])})\n"
+            f"  greatest relative difference: {_relative(diff, magnitude, bad, finite)}")
+
+
+def _number(value: torch.Tensor) -> str:
+    x = value.item()
+    return f"{x.real:.6g}{x.imag:+.6g}j" if isinstance(x, complex) else f"{x:.6g}"
 
 
 def _relative(diff: torch.Tensor, e: torch.Tensor, bad: torch.Tensor, finite: torch.Tensor) -> str:

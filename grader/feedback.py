@@ -67,7 +67,8 @@ def view(report: Report, student: str, *, title: str = "", final_score: tuple[fl
         "student": student, "timestamp": timestamp,
         "score": f"{report.score:g} / {report.max_score:g}",
         "final": f"{final_score[0]:g} / {final_score[1]:g}" if changed else None,
-        "components": [{"name": name, "score": f"{got:g} / {top:g}"} for name, (got, top) in report.components().items()],
+        "components": [{"name": name, "score": f"{got:g} / {top:g}"}
+                       for name, (got, top) in report.components().items()],
         "problems": [p.message for p in public.problems],
         "checks": checks,
         "details": [c for c in checks if not c["hidden"] and c["status"] in (FAILED, ERROR) and c["message"]],

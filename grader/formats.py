@@ -71,7 +71,8 @@ def junit_xml(report: Report, *, public: bool = True) -> str:
             ET.SubElement(cprops, "property", {"name": name, "value": value})
         message = _clean(c.message)
         if c.status == FAILED:
-            failure = ET.SubElement(case, "failure", {"message": _first_line(message) or "failed", "type": "CheckFailed"})
+            failure = ET.SubElement(case, "failure",
+                                    {"message": _first_line(message) or "failed", "type": "CheckFailed"})
             failure.text = message
         elif c.status == ERROR:
             error = ET.SubElement(case, "error", {"message": _first_line(message) or "error", "type": "CheckError"})

@@ -46,7 +46,8 @@ def grade_submission(assignment: Assignment, submission: Path, *, launcher: Laun
     from .reference import persisted, store_path
 
     session = plugin.KitSession(submission, assignment, runner)
-    args = [*PYTEST_ARGS, "--rootdir", str(assignment.suite_dir), "-c", os.devnull,
+    # rooted at "/", pytest names each suite module after its full path: two suites never share a module
+    args = [*PYTEST_ARGS, "--rootdir", "/", "--confcutdir", str(assignment.suite_dir), "-c", os.devnull,
             *map(str, assignment.suite_files(hidden))]
     if keyword:
         args += ["-k", keyword]

@@ -7,7 +7,8 @@ Mapping (one kit assignment = one nbgrader assignment):
 | assignment `hw1` | `Assignment(name="hw1")` |
 | the graded file | one `Notebook` named after the assignment (`hw1`) |
 | component `MyLinear` | a `GradeCell(name="MyLinear", cell_type="code", max_score=its points)` |
-| a student's report | `SubmittedAssignment` + `SubmittedNotebook`; per component a `Grade` with `auto_score` = points earned, `needs_manual_grade=False` |
+| a student's report | `SubmittedAssignment` + `SubmittedNotebook`; per component a `Grade` with |
+| | `auto_score` = points earned, `needs_manual_grade=False` |
 
 So nbgrader's own sums give the total per assignment, and formgrader shows the score
 per component. A manual score set in formgrader wins over `auto_score` (nbgrader's

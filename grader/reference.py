@@ -91,7 +91,8 @@ def clear_cache() -> None:
 
 
 def cache_stats() -> dict[str, int]:
-    """Calls served from the memo (hits), computed (misses) and read from the disk store (loaded) since the last clear."""
+    """Calls served from the memo (hits), computed (misses) and read from the disk store (loaded),
+    since the last clear."""
     return dict(_counts)
 
 
@@ -186,7 +187,7 @@ def _plain(value: Any) -> bool:
 def _read_store(path: Path) -> dict[str, Any]:
     try:
         store = torch.load(path, weights_only=True)
-    except Exception:  # missing, unreadable, or not what we wrote: compute everything again
+    except Exception:  # noqa: BLE001 - missing, unreadable, or not what we wrote: compute everything again
         return {}
     return store if isinstance(store, dict) else {}
 

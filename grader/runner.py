@@ -105,8 +105,8 @@ class Runner:
     def _keep_output(self, text: str) -> None:
         room = MAX_KEPT_OUTPUT - self.kept_output
         if text and room > 0:
-            kept = text[:room] + ("\n[... output truncated: the submission printed too much]" if len(text) > room else "")
-            self.output.append(kept)
+            cut = "\n[... output truncated: the submission printed too much]" if len(text) > room else ""
+            self.output.append(text[:room] + cut)
             self.kept_output += len(text)
 
     def _ensure_ready(self) -> None:

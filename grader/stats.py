@@ -27,7 +27,8 @@ def summarize(reports: dict[str, Report]) -> dict:
     comp_rows = []
     for c in components.values():
         scores = c.pop("scores")
-        c.update(mean=round(statistics.fmean(scores), 4), full_marks=sum(1 for s in scores if s >= c["max_score"] - 1e-9),
+        c.update(mean=round(statistics.fmean(scores), 4),
+                 full_marks=sum(1 for s in scores if s >= c["max_score"] - 1e-9),
                  zero=sum(1 for s in scores if s <= 1e-9))
         comp_rows.append(c)
     bins = [0] * 11  # [0,10%), ..., [90%,100%), 100%

@@ -76,3 +76,11 @@ def test_dicts_compare_keys_then_values():
 
 def test_none_instead_of_tensor():
     assert "expected a tensor of shape (2,) but got NoneType" in message(None, torch.zeros(2))
+
+
+def test_complex_values_keep_their_imaginary_part():
+    expected = torch.tensor([1 + 2j, 3 - 1j], dtype=torch.complex128)
+    assert difference(expected.clone(), expected, name="z") is None
+    problem = difference(expected.conj(), expected, name="z")
+    assert problem is not None and "values differ" in problem and "1-2j" in problem and "1+2j" in problem
+    assert difference(expected.to(torch.complex64), expected, name="z", check_dtype=False) is None

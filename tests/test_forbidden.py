@@ -10,12 +10,14 @@ FORBIDDEN = ["torch.nn.functional.linear", "torch.nn.Linear", "torch.optim.Adam"
     "import torch.nn.functional as F\nclass MyLinear:\n  def f(self, x): return F.linear(x, w)",
     "import torch\nclass MyLinear:\n  def f(self, x): return torch.nn.functional.linear(x, w)",
     "from torch.nn.functional import linear as lin\nclass MyLinear:\n  def f(self, x): return lin(x, w)",
-    "from torch.nn import functional\nclass MyLinear:\n  def f(self, x): return getattr(functional, 'lin' + 'ear')(x, w)",
+    "from torch.nn import functional\nclass MyLinear:\n"
+    "  def f(self, x): return getattr(functional, 'lin' + 'ear')(x, w)",
     "import torch.nn.functional as F\nN = 'li' 'near'\nclass MyLinear:\n  def f(self, x): return getattr(F, N)(x)",
     "import torch.nn.functional as F\nclass MyLinear:\n  def f(self, x): return getattr(F, ''.join(['li', 'near']))(x)",
     "import torch.nn.functional as F\nclass MyLinear:\n  def f(self, x): return vars(F)['linear'](x)",
     "import torch\nclass MyLinear:\n  def f(self, x): return torch._C._nn.linear(x, w)",
-    "import importlib\nclass MyLinear:\n  def f(self, x): return importlib.import_module('torch.nn.functional').linear(x)",
+    "import importlib\nclass MyLinear:\n"
+    "  def f(self, x): return importlib.import_module('torch.nn.functional').linear(x)",
     "class MyLinear:\n  def f(self, x): return __import__('torch').nn.functional.linear(x)",
     "import torch.nn.functional as F\nf = F.linear\nclass MyLinear:\n  def f(self, x): return f(x)",
     "from torch import nn\nclass MyLinear(nn.Linear):\n  pass",

@@ -6,10 +6,10 @@ import base64
 import csv
 import io
 import json
-from dataclasses import replace
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 from kit.grader.feedback import render_html, render_markdown, write_feedback

@@ -27,12 +27,12 @@ from pathlib import Path
 
 import pytest
 
-from kit.grader.course import load_assignment
 from kit.grader.batch import find_submissions
+from kit.grader.course import load_assignment
 from kit.grader.files import content_hash
 from kit.grader.pool import Job, WorkerPool
-from kit.grader.stats import summarize
 from kit.grader.report import CheckResult, Report
+from kit.grader.stats import summarize
 from tests.conftest import ROOT
 
 KIT = str(Path(sys.executable).with_name("kit"))

@@ -10,7 +10,8 @@ from tests.conftest import ROOT
 def test_plain_pytest_says_when_there_is_no_sandbox():
     """Without bubblewrap on PATH the summary carries kit check's one-line warning."""
     env = {**os.environ, "PATH": str(Path(sys.executable).parent)}  # the venv's bin: python, pytest, no bwrap
-    env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)  # set by grade_submission in this process; the plugin loads by entry point
+    # set by grade_submission in this process; the plugin loads by entry point
+    env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
     out = subprocess.run(
         [sys.executable, "-m", "pytest", "grader/suites/hw1", "--submission", "solutions/hw1", "-p", "no:cacheprovider",
          "-k", "test_forward and not leading"],

@@ -28,8 +28,8 @@ import pytest
 
 from kit.grader import sandbox
 from kit.grader.course import load_assignment
-from kit.grader.report import PASSED, SKIPPED
 from kit.grader.launch import CHILD_PACKAGE, ChildCommand, Limits, PlainLauncher
+from kit.grader.report import PASSED, SKIPPED
 from kit.grader.runner import open_runner
 from tests.conftest import grade
 

@@ -229,7 +229,8 @@ class _Decoder:
         if numel == 0:
             out = torch.empty(shape, dtype=dtype)
         else:
-            out = torch.frombuffer(bytearray(self.blob[start:start + size]), dtype=torch.uint8).view(dtype).reshape(shape)
+            data = bytearray(self.blob[start:start + size])  # a copy: the tensor owns its memory
+            out = torch.frombuffer(data, dtype=torch.uint8).view(dtype).reshape(shape)
         return out if device == "cpu" else out.to(device)
 
 

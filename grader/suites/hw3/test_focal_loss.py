@@ -297,8 +297,11 @@ def test_ignore_index_grad(student, child):
     for ignore_index, what in IGNORE_CASES:
         logits, target, _ = data(seed=10, ignore=0.4, ignore_index=ignore_index)
         want = expected(seed=10, ignore=0.4, ignore_index=ignore_index, gamma=2.0)
-        explain_ignored(lambda: compare(student, child, logits, target, want=want, values=False,  # noqa: B023
-                                        what=f"reduction='mean', {what}", gamma=2.0, ignore_index=ignore_index))
+        def check(logits=logits, target=target, want=want, what=what, ignore_index=ignore_index):
+            compare(student, child, logits, target, want=want, values=False, what=f"reduction='mean', {what}",
+                    gamma=2.0, ignore_index=ignore_index)
+
+        explain_ignored(check)
 
 
 # --- shapes and numerics ------------------------------------------------------------------------------------------

@@ -80,7 +80,8 @@ def test_hidden_ignore_valid_class(student, child):
 
 @pytest.mark.points(1)
 def test_hidden_all_ignored(student, child):
-    """every target ignored: 'none' gives zeros, 'sum' gives 0 with zero gradient, 'mean' gives NaN like F.cross_entropy"""
+    """every target ignored: 'none' gives zeros, 'sum' gives 0 with zero gradient, 'mean' gives NaN
+    like F.cross_entropy"""
     logits, _, _ = public.data(seed=26)
     target = torch.full((public.N,), -100)
     leaf = child.leaf(logits)

@@ -111,7 +111,8 @@ def block_reference(in_channels: int, out_channels: int, stride: int, seed: int,
 
 def block_check(student, child, in_channels: int, out_channels: int, stride: int, seed: int, *,
                 keys_only: bool = False) -> None:
-    """BasicBlock(in, out, stride) alone: state_dict layout, then outputs in train and eval mode and the input gradient."""
+    """BasicBlock(in, out, stride) alone: state_dict layout, then outputs in train and eval mode and the
+    input gradient."""
     entries = R.block_layout(in_channels, out_channels, stride)
     m = student.BasicBlock(in_channels, out_channels, stride)
     expansion, got = fetch(m.expansion, m.state_dict())
@@ -207,7 +208,8 @@ def test_state_dict_keys(student, child):
 
 @resnet
 def test_feature_shapes(student, child):
-    """feature maps on a 32x32 image: stem 64x32x32, layer1 64x32x32, layer2 128x16x16, layer3 256x8x8, layer4 512x4x4"""
+    """feature maps on a 32x32 image: stem 64x32x32, layer1 64x32x32, layer2 128x16x16, layer3 256x8x8,
+    layer4 512x4x4"""
     x = images(1, seed=7)[0].float()
     m = student.resnet18()
     m.eval()
