@@ -42,11 +42,14 @@ def collect(ctx: click.Context, assignment: str, source: Path, dest: Path | None
     SOURCE is nbgrader's `submitted/` layout, a folder of LMS downloads (one zip per
     student, the student id in the file name), or one zip holding those. Archives are
     untrusted: path traversal, links, special files, too many files or bytes (zip
-    bombs) reject them. A student with several archives gets the newest. Exit status:
-    0 everything collected cleanly, 1 something was rejected or odd, 2 usage error.
+    bombs) reject them. A student with several archives gets the newest. The submission
+    time is the LMS's or nbgrader's record (a time in the file name, the download's
+    arrival time, nbgrader's timestamp.txt), never a date inside the archive. Exit
+    status: 0 everything collected cleanly, 1 something was rejected or odd, 2 usage error.
     """
     from kit.grader.collect import DEFAULT_PATTERN, ArchiveLimits
     from kit.grader.collect import collect as run_collect
+    from kit.grader.collect.students import compile_pattern
 
     spec = course.assignment(assignment)
     limits = ArchiveLimits(max_files=max_files, max_total_bytes=int(max_mb * (1 << 20)),
@@ -54,8 +57,9 @@ def collect(ctx: click.Context, assignment: str, source: Path, dest: Path | None
     target = (dest or course.root / "submitted").resolve()
     pattern = pattern or DEFAULT_PATTERN
     try:
-        if "student" not in re.compile(pattern).groupindex:
-            raise KitError("--pattern needs a named group (?P<student>...)")
+        compile_pattern(pattern)
+    except ValueError:
+        raise KitError("--pattern needs a named group (?P<student>...)") from None
     except re.error as exc:
         raise KitError(f"bad --pattern: {exc}") from None
     report = run_collect(spec.name, spec.file, source.resolve(), target, layout=layout, pattern=pattern,
@@ -67,6 +71,15 @@ def collect(ctx: click.Context, assignment: str, source: Path, dest: Path | None
     ctx.exit(0 if report.clean else 1)
 
 
+def submitted(entry) -> str:
+    """When the entry was handed in and whose record says so, e.g. `2024-03-01 12:00:00 UTC (file name)`."""
+    if entry.student is None or entry.status in ("rejected", "ignored"):
+        return ""
+    if not entry.timestamp:
+        return "unknown"
+    return f"{entry.timestamp.split('.')[0]} UTC ({entry.timestamp_source})"
+
+
 def print_collect_report(report) -> None:
     console = Console(highlight=False)
     table = Table(title=Text(f"collect {report.assignment} -> {report.dest}"), title_justify="left", show_edge=False)
@@ -74,12 +87,14 @@ def print_collect_report(report) -> None:
     table.add_column("student")
     table.add_column("status")
     table.add_column("files", justify="right")
+    table.add_column("submitted (according to)")
     table.add_column("why / what was odd", ratio=1, overflow="fold")
     for e in report.entries:
         status = e.status + (" (odd)" if e.odd else "")
         table.add_row(Text(e.source), Text(e.student or ""),
                       Text(status, style="yellow" if e.odd else STYLE.get(e.status, "")),
-                      str(e.files) if e.status == "collected" else "", Text("; ".join(e.reasons)))
+                      str(e.files) if e.status == "collected" else "", Text(submitted(e)),
+                      Text("; ".join(e.reasons)))
     console.print(table)
     counts = {}
     for e in report.entries:

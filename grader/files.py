@@ -12,6 +12,7 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 SKIP_DIRS = frozenset({"__pycache__", ".ipynb_checkpoints", ".git"})
 TIMESTAMP_FILE = "timestamp.txt"  # nbgrader's record of the hand-in time: not part of what was handed in
@@ -33,16 +34,45 @@ def entries(folder: Path) -> Iterator[tuple[str, os.stat_result]]:
                 yield os.path.relpath(path, root), st
 
 
-def read_regular(path: Path | str, limit: int | None = None) -> bytes:
-    """The bytes of a regular file, never following a link nor blocking on a special file (OSError)."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise OSError(f"{path} is not a regular file")
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            return f.read() if limit is None else f.read(limit)
-    finally:
+class NotRegular(OSError):
+    """A path that is not a regular file where one was expected (its message says what it is)."""
+
+
+def special_kind(mode: int) -> str | None:
+    """What a file that is not a regular file is, in words ('a named pipe', ...); None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    for test, kind in ((stat.S_ISLNK, "a link"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def open_regular(path: Path | str) -> BinaryIO:
+    """Open `path` for reading if, and only if, it is a regular file (NotRegular otherwise).
+
+    The path is checked before it is opened, so no pipe, socket or device is ever opened, and
+    the opened file is checked again, since it may have been swapped in between: O_NONBLOCK
+    keeps even a pipe swapped in from blocking the open, O_NOFOLLOW a link from leading out.
+    """
+    before = os.lstat(path)
+    kind = special_kind(before.st_mode)
+    if kind:
+        raise NotRegular(f"{kind}, not a regular file")
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    after = os.fstat(fd)
+    if not stat.S_ISREG(after.st_mode) or (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
         os.close(fd)
+        raise NotRegular("it changed into something else while it was opened")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def read_regular(path: Path | str, limit: int | None = None) -> bytes:
+    """The bytes of a regular file (at most `limit`), never following a link nor blocking (OSError)."""
+    with open_regular(path) as f:
+        return f.read() if limit is None else f.read(limit)
 
 
 def content_hash(folder: Path) -> str:

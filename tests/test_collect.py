@@ -4,28 +4,26 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
+import socket
 import stat
 import subprocess
 import sys
 import zipfile
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from kit.grader.collect import (
-    COLLECTED,
-    IGNORED,
-    KEPT,
-    REJECTED,
-    SUPERSEDED,
-    ArchiveLimits,
-    Rejected,
-    collect,
-    extract_zip,
+from kit.grader.collect import ArchiveLimits, collect, read_timestamp
+from kit.grader.collect.archives import Rejected, extract_zip, open_regular, safe_parts
+from kit.grader.collect.report import COLLECTED, IGNORED, KEPT, REJECTED, SUPERSEDED
+from kit.grader.collect.timestamps import (
+    FROM_DOWNLOAD,
+    FROM_DOWNLOAD_ALL,
+    FROM_FILE_NAME,
+    FROM_NBGRADER,
     parse_timestamp,
-    read_timestamp,
-    safe_parts,
 )
 from tests.conftest import ROOT
 
@@ -34,18 +32,29 @@ GOOD = "class MyLinear:\n    pass\n"
 KIT = [str(Path(sys.executable).with_name("kit"))]
 
 
-def make_zip(path: Path, members: dict[str, bytes | str], *, date=(2024, 1, 15, 10, 0, 0), links: dict[str, str] = {},
-             compression=zipfile.ZIP_DEFLATED) -> Path:
+def make_zip(path: Path, members: dict[str, bytes | str], *, date=(2024, 1, 15, 10, 0, 0),
+             links: dict[str, str] | None = None, modes: dict[str, int] | None = None,
+             compression=zipfile.ZIP_DEFLATED, arrived: datetime | None = None) -> Path:
+    """A zip whose members all claim `date`; `modes` gives some a file type (stat.S_IFIFO...), `arrived` its mtime."""
     with zipfile.ZipFile(path, "w", compression) as zf:
         for name, data in members.items():
             info = zipfile.ZipInfo(name, date_time=date)
             info.compress_type = compression
-            info.external_attr = (stat.S_IFREG | 0o644) << 16
+            info.external_attr = ((modes or {}).get(name, stat.S_IFREG) | 0o644) << 16
             zf.writestr(info, data)
-        for name, target in links.items():
+        for name, target in (links or {}).items():
             info = zipfile.ZipInfo(name, date_time=date)
             info.external_attr = (stat.S_IFLNK | 0o777) << 16
             zf.writestr(info, target)
+    if arrived is not None:
+        arrive(path, arrived)
+    return path
+
+
+def arrive(path: Path, when: datetime) -> Path:
+    """Give `path` the modification time a download at `when` (UTC) would have."""
+    t = when.replace(tzinfo=UTC).timestamp()
+    os.utime(path, (t, t))
     return path
 
 
@@ -102,8 +111,24 @@ def test_nbgrader_layout_is_copied_with_its_timestamp(tmp_path):
     assert not (dest / "bob" / "hw1" / "__pycache__").exists()
     e = entries(report)
     assert e["alice/hw1"].status == COLLECTED and not e["alice/hw1"].odd
+    assert e["alice/hw1"].timestamp_source == FROM_NBGRADER
     assert e["carol/hw1"].status == IGNORED
     assert e["bob/hw1"].odd  # junk skipped, and said so
+
+
+def test_a_folder_nobody_timed_is_collected_and_flagged_never_silently_on_time(tmp_path):
+    src = tmp_path / "exchange"
+    folder = src / "uma" / "hw1"
+    folder.mkdir(parents=True)
+    (folder / FILE).write_text(GOOD)
+    (folder / "timestamp.txt").write_text("whenever I like\n")  # not a time: nobody recorded one
+    report, dest = run_collect(tmp_path, src)
+    e = entries(report)["uma/hw1"]
+    assert e.status == COLLECTED and e.odd and not report.clean
+    assert e.timestamp is None and e.timestamp_source is None
+    assert any(r.startswith("no submission time") for r in e.reasons), e.reasons
+    assert (dest / "uma" / "hw1" / FILE).exists()
+    assert not (dest / "uma" / "hw1" / "timestamp.txt").exists()
 
 
 def test_nbgrader_layout_link_outside_rejects_the_submission(tmp_path):
@@ -146,13 +171,14 @@ def test_zips_with_the_default_pattern_and_a_wrapping_folder(tmp_path):
     src = tmp_path / "downloads"
     src.mkdir()
     make_zip(src / "alice_hw1.zip", {"hw1/my_linear.py": GOOD, "hw1/notes.txt": "hi", "__MACOSX/._x": "junk"})
-    make_zip(src / "bob.zip", {FILE: GOOD})
+    make_zip(src / "bob.zip", {FILE: GOOD}, arrived=datetime(2024, 1, 16, 8, 30))
     report, dest = run_collect(tmp_path, src)
+    assert read_timestamp(dest / "bob" / "hw1") == datetime(2024, 1, 16, 8, 30)
+    assert entries(report)["bob.zip"].timestamp_source == FROM_DOWNLOAD
     assert (dest / "alice" / "hw1" / FILE).read_text() == GOOD
     assert (dest / "alice" / "hw1" / "notes.txt").exists()
     assert not (dest / "alice" / "hw1" / "__MACOSX").exists()
     assert (dest / "bob" / "hw1" / FILE).read_text() == GOOD
-    assert read_timestamp(dest / "bob" / "hw1") == datetime(2024, 1, 15, 10, 0)
     assert {e.status for e in report.entries} == {COLLECTED}
 
 
@@ -177,27 +203,62 @@ def test_custom_pattern_with_timestamps_keeps_the_newest(tmp_path):
     assert (dest / "dora" / "hw1" / FILE).read_text().endswith("# new\n")
     assert read_timestamp(dest / "dora" / "hw1") == datetime(2024, 1, 16, 9)
     e = entries(report)
+    assert e["hw1_dora_attempt_2024-01-16-09-00-00.zip"].timestamp_source == FROM_FILE_NAME
     assert e["hw1_dora_attempt_2024-01-15-10-00-00.zip"].status == SUPERSEDED
     assert e["instructions.pdf"].status == REJECTED and "student id" in e["instructions.pdf"].reasons[0]
 
 
-def test_duplicates_without_time_in_the_name_use_the_newest_entry_inside(tmp_path):
+def test_duplicates_without_time_in_the_name_keep_the_later_download_whatever_the_members_claim(tmp_path):
     src = tmp_path / "downloads"
     src.mkdir()
-    make_zip(src / "fay_first.zip", {FILE: GOOD + "# newer\n"}, date=(2024, 2, 1, 12, 0, 0))
-    make_zip(src / "fay_second.zip", {FILE: GOOD + "# older\n"}, date=(2024, 1, 1, 12, 0, 0))
+    make_zip(src / "fay_first.zip", {FILE: GOOD + "# older\n"}, date=(2024, 3, 1, 12, 0, 0),
+             arrived=datetime(2024, 1, 1, 12))
+    make_zip(src / "fay_second.zip", {FILE: GOOD + "# newer\n"}, date=(2020, 1, 1, 12, 0, 0),
+             arrived=datetime(2024, 2, 1, 12))
     report, dest = run_collect(tmp_path, src)
     assert (dest / "fay" / "hw1" / FILE).read_text().endswith("# newer\n")
-    assert entries(report)["fay_second.zip"].status == SUPERSEDED
+    assert read_timestamp(dest / "fay" / "hw1") == datetime(2024, 2, 1, 12)
+    assert entries(report)["fay_first.zip"].status == SUPERSEDED
+
+
+def test_dates_inside_a_late_archive_are_never_its_submission_time(tmp_path):
+    """Members (and a packed timestamp.txt) claiming 2020 change nothing: the LMS's name or the arrival decides."""
+    src = tmp_path / "downloads"
+    src.mkdir()
+    backdated = {FILE: GOOD, "timestamp.txt": "2020-01-01 00:00:00.000000 UTC\n"}
+    pattern = r"^(?P<student>[a-z]+)(?:_(?P<timestamp>[\d-]+))?\.zip$"
+    make_zip(src / "lea_2024-03-02-23-59-00.zip", backdated, date=(2020, 1, 1, 0, 0, 0),
+             arrived=datetime(2024, 3, 9))
+    make_zip(src / "max.zip", backdated, date=(2020, 1, 1, 0, 0, 0), arrived=datetime(2024, 3, 5, 14, 0))
+    report, dest = run_collect(tmp_path, src, pattern=pattern)
+    e = {x.student: x for x in report.entries}
+    assert read_timestamp(dest / "lea" / "hw1") == datetime(2024, 3, 2, 23, 59)
+    assert e["lea"].timestamp_source == FROM_FILE_NAME
+    assert read_timestamp(dest / "max" / "hw1") == datetime(2024, 3, 5, 14, 0)
+    assert e["max"].timestamp_source == FROM_DOWNLOAD
+    assert e["max"].timestamp == "2024-03-05 14:00:00.000000 UTC"
+
+
+def test_a_download_all_zip_times_each_archive_by_the_date_the_lms_gave_it(tmp_path):
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as zf:
+        zf.writestr(zipfile.ZipInfo(FILE, date_time=(2020, 1, 1, 0, 0, 0)), GOOD)  # the student's own date
+    bulk = tmp_path / "bulk.zip"
+    with zipfile.ZipFile(bulk, "w") as zf:
+        zf.writestr(zipfile.ZipInfo("sam_hw1.zip", date_time=(2024, 3, 3, 9, 15, 0)), inner.getvalue())
+    arrive(bulk, datetime(2024, 3, 10))
+    report, dest = run_collect(tmp_path, bulk)
+    assert read_timestamp(dest / "sam" / "hw1") == datetime(2024, 3, 3, 9, 15)
+    assert entries(report)["sam_hw1.zip"].timestamp_source == FROM_DOWNLOAD_ALL
 
 
 def test_an_older_download_does_not_replace_a_newer_collected_one(tmp_path):
     src = tmp_path / "downloads"
     src.mkdir()
-    make_zip(src / "gus.zip", {FILE: GOOD + "# v2\n"}, date=(2024, 3, 1, 0, 0, 0))
+    make_zip(src / "gus.zip", {FILE: GOOD + "# v2\n"}, arrived=datetime(2024, 3, 1))
     run_collect(tmp_path, src)
     (src / "gus.zip").unlink()
-    make_zip(src / "gus.zip", {FILE: GOOD + "# v1\n"}, date=(2024, 2, 1, 0, 0, 0))
+    make_zip(src / "gus.zip", {FILE: GOOD + "# v1\n"}, date=(2024, 4, 1, 0, 0, 0), arrived=datetime(2024, 2, 1))
     report, dest = run_collect(tmp_path, src)
     assert (dest / "gus" / "hw1" / FILE).read_text().endswith("# v2\n")
     assert entries(report)["gus.zip"].status == KEPT
@@ -325,6 +386,80 @@ def test_unusable_student_ids_are_rejected(tmp_path):
     assert not (tmp_path / "hw1").exists() and list(dest.iterdir()) == []
 
 
+# -- special files: a named pipe would hang whoever opens it ---------------------------------------------
+
+@pytest.fixture
+def never_blocks():
+    """Fails the test, instead of hanging it, if anything blocks opening a pipe."""
+    def blocked(*_):
+        raise TimeoutError("collect blocked on a special file")
+    previous = signal.signal(signal.SIGALRM, blocked)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def make_socket(path: Path) -> None:
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(path))
+
+
+def test_pipes_and_sockets_in_an_nbgrader_folder_are_skipped_unopened(tmp_path, never_blocks):
+    src = tmp_path / "exchange"
+    folder = src / "olga" / "hw1"
+    (folder / "data").mkdir(parents=True)
+    (folder / FILE).write_text(GOOD)
+    (folder / "timestamp.txt").write_text("2024-01-15 10:30:00.000000 UTC\n")
+    os.mkfifo(folder / "data" / "pipe")
+    make_socket(folder / "sock")
+    piped = src / "pia" / "hw1"
+    piped.mkdir(parents=True)
+    (piped / FILE).write_text(GOOD)
+    os.mkfifo(piped / "timestamp.txt")  # where nbgrader's time should be
+    (src / "quin").mkdir()
+    os.mkfifo(src / "quin" / "hw1")  # where the assignment folder should be
+    report, dest = run_collect(tmp_path, src, layout="nbgrader")
+    e = entries(report)
+    assert e["olga/hw1"].status == COLLECTED and e["olga/hw1"].odd
+    assert "skipped a named pipe: data/pipe" in e["olga/hw1"].reasons
+    assert "skipped a socket: sock" in e["olga/hw1"].reasons
+    assert read_timestamp(dest / "olga" / "hw1") == datetime(2024, 1, 15, 10, 30)
+    assert sorted(p.name for p in (dest / "olga" / "hw1").rglob("*")) == [FILE, "timestamp.txt"]
+    assert e["pia/hw1"].status == COLLECTED and e["pia/hw1"].timestamp is None
+    assert "skipped a named pipe: timestamp.txt" in e["pia/hw1"].reasons
+    assert any(r.startswith("no submission time") for r in e["pia/hw1"].reasons)
+    assert not (dest / "pia" / "hw1" / "timestamp.txt").exists()
+    assert e["quin/hw1"].status == REJECTED and "named pipe" in e["quin/hw1"].reasons[0]
+    assert not any(stat.S_ISFIFO(p.lstat().st_mode) or p.is_socket() for p in dest.rglob("*"))
+
+
+def test_a_pipe_among_the_downloads_or_as_the_download_is_not_opened(tmp_path, never_blocks):
+    src = tmp_path / "downloads"
+    src.mkdir()
+    os.mkfifo(src / "rex.zip")
+    make_zip(src / "sue.zip", {FILE: GOOD})
+    report, dest = run_collect(tmp_path, src)
+    e = entries(report)
+    assert e["rex.zip"].status == IGNORED and "named pipe" in e["rex.zip"].reasons[0]
+    assert e["sue.zip"].status == COLLECTED
+    os.mkfifo(tmp_path / "everyone.zip")
+    report, _ = run_collect(tmp_path, tmp_path / "everyone.zip")
+    assert [(x.status, x.reasons) for x in report.entries] == [(REJECTED, ["a named pipe, not a regular file"])]
+    with pytest.raises(Rejected, match="named pipe"):
+        open_regular(src / "rex.zip")
+
+
+def test_a_pipe_inside_an_archive_rejects_it(tmp_path):
+    src = tmp_path / "downloads"
+    src.mkdir()
+    make_zip(src / "tom.zip", {FILE: GOOD, "pipe": ""}, modes={"pipe": stat.S_IFIFO})
+    report, dest = run_collect(tmp_path, src)
+    e = entries(report)["tom.zip"]
+    assert e.status == REJECTED and e.reasons[0] == "entry 'pipe' is a named pipe"
+    assert not (dest / "tom").exists()
+
+
 # -- the command ------------------------------------------------------------------------------------------
 
 def test_kit_collect_command(tmp_path):
@@ -337,12 +472,13 @@ def test_kit_collect_command(tmp_path):
     ok = subprocess.run([*KIT, "collect", "hw1", str(src), "--json"], cwd=course, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     doc = json.loads(ok.stdout)
-    assert [e["status"] for e in doc["entries"]] == ["collected"]
+    assert [(e["status"], e["timestamp_source"]) for e in doc["entries"]] == [("collected", "download time")]
     assert (course / "submitted" / "kim" / "hw1" / FILE).exists()
     make_zip(src / "zed.zip", {"../x.py": "x"})
     bad = subprocess.run([*KIT, "collect", "hw1", str(src)], cwd=course, capture_output=True, text=True)
     assert bad.returncode == 1
     assert "rejected" in bad.stdout and "zed.zip" in bad.stdout
+    assert "(download time)" in bad.stdout  # kim's submission time, and whose record it is
     usage = subprocess.run([*KIT, "collect", "hw1", str(src), "--pattern", "(no_group)"], cwd=course,
                            capture_output=True, text=True)
     assert usage.returncode == 2 and "student" in usage.stderr

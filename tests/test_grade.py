@@ -23,6 +23,7 @@ import time
 import tomllib
 import zipfile
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -179,11 +180,18 @@ def hand_in(course: Path, members: list[Member], downloads: Path | None = None) 
             name = f"hw1/{FILE}" if m.zipped == "folder" else FILE
             with zipfile.ZipFile(downloads / f"{m.student}_hw1.zip", "w") as zf:
                 zf.writestr(zipfile.ZipInfo(name, date_time=(2024, 3, 1, 12, 0, 0)), text_of(m))
+            downloaded(downloads / f"{m.student}_hw1.zip", "2024-03-01T12:00:00+00:00")
             continue
         folder = course / "submitted" / m.student / "hw1"
         folder.mkdir(parents=True)
         if m.source is not None:
             (folder / FILE).write_text(text_of(m))
+
+
+def downloaded(path: Path, when: str) -> None:
+    """Date the download: kit collect takes a zip's submission time from it, never from the dates inside."""
+    t = datetime.fromisoformat(when).timestamp()
+    os.utime(path, (t, t))
 
 
 # expected scores are those of a machine without CUDA (GPU checks skipped): hide any GPU
@@ -246,6 +254,7 @@ def graded(tmp_path_factory) -> Graded:
     # an older download of zip-alt (superseded) and a hostile archive (rejected)
     with zipfile.ZipFile(downloads / "zip-alt_hw1_old.zip", "w") as zf:
         zf.writestr(zipfile.ZipInfo(FILE, date_time=(2024, 2, 1, 12, 0, 0)), STUB.read_text())
+    downloaded(downloads / "zip-alt_hw1_old.zip", "2024-02-01T12:00:00+00:00")
     with zipfile.ZipFile(downloads / "mallory_hw1.zip", "w") as zf:
         zf.writestr("../../../evil.py", "print('escaped')\n")
         zf.writestr(FILE, SOLUTION.read_text())
