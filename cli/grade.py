@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import click
@@ -9,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from kit.grader.course import Course
+from kit.grader.course import Course, SetupError, find_course
 
 from .options import KitError, db_option, gradebook_url, json_option, students_option, with_course
 
@@ -81,7 +82,10 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
                 err.print(Text(f"warning: {sandbox_note}", style="yellow"))
             with progress_bar(spec.name, err) as advance:
                 run = grade_class(spec, subs, book, pool, force=force, on_result=advance)
-            notes = list(passed_over) + book.max_changes
+            # for `kit report`: what could not be graded, and why (a complete run forgets what now grades)
+            book.record_not_graded(spec.name, {**passed_over, **run.errors}, seconds=run.seconds,
+                                   replace=False if run.interrupted else (set(students) or True))
+            notes = [f"{name}: {why}" for name, why in passed_over.items()] + book.max_changes
     finally:
         pool.close()
     if run.regraded_for_checks:
@@ -107,7 +111,7 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
         }
         click.echo(json.dumps(doc, indent=2))
     else:
-        print_summary(spec, summary, run, notes, url, sandbox_note, verbose)
+        print_summary(spec, summary, run, notes, url, sandbox_note, verbose, report_command(course, spec.name, db))
     if run.errors:
         ctx.exit(2)
     ctx.exit(0 if all(r.all_passed for r in run.reports.values()) else 1)
@@ -140,7 +144,22 @@ class progress_bar:
         self.progress.stop()
 
 
-def print_summary(spec, summary: dict, run, notes: list[str], url: str, sandbox_note: str, verbose: bool) -> None:
+def report_command(course: Course, assignment: str, db: str | None) -> str:
+    """The `kit report` command that makes the class page of what was just graded, runnable from here."""
+    args = ["kit", "report", assignment, "--html", f"{assignment}-report.html"]
+    try:
+        found = find_course().root
+    except SetupError:
+        found = None
+    if found != course.root:  # kit would not find this course from here by itself
+        args += ["--course", str(course.root)]
+    if db:
+        args += ["--db", db]
+    return shlex.join(args)
+
+
+def print_summary(spec, summary: dict, run, notes: list[str], url: str, sandbox_note: str, verbose: bool,
+                  report: str) -> None:
     console = Console(highlight=False)
     n = summary["submissions"]
     console.print(Text(f"\n{spec.name}: {spec.title}", style="bold"))
@@ -175,6 +194,7 @@ def print_summary(spec, summary: dict, run, notes: list[str], url: str, sandbox_
         console.print(Text(f"not graded: {student}: {error.splitlines()[0] if error else ''}", style="red"))
     for note in notes:
         console.print(Text(f"note: {note}", style="yellow"))
+    console.print(Text(f"class report: {report}", style="bold"))
 
 
 def _table(title: str, columns: list[str], rows: list[list[str]]) -> Table:

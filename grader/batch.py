@@ -34,11 +34,12 @@ class Submission:
         return Job(self.student, self.path)
 
 
-def find_submissions(submitted: Path, assignment: str) -> tuple[list[Submission], list[str]]:
-    """Every `submitted/<student>/<assignment>/` folder, and notes on what was passed over."""
-    found, skipped = [], []
+def find_submissions(submitted: Path, assignment: str) -> tuple[list[Submission], dict[str, str]]:
+    """Every `submitted/<student>/<assignment>/` folder, and the folders passed over: name (printable) -> why."""
+    found: list[Submission] = []
+    skipped: dict[str, str] = {}
     if not submitted.is_dir():
-        return found, [f"no folder {submitted}"]
+        return found, {str(submitted): "no such folder"}
     for child in sorted(submitted.iterdir()):
         if child.name.startswith(".") or not child.is_dir():
             continue
@@ -46,10 +47,10 @@ def find_submissions(submitted: Path, assignment: str) -> tuple[list[Submission]
         if not folder.is_dir():
             continue
         if not valid_student(child.name):
-            skipped.append(f"{child.name!r}: not a usable student id")
+            skipped[ascii(child.name)[:100]] = "not a usable student id"
             continue
         if child.is_symlink() or folder.is_symlink():
-            skipped.append(f"{child.name}: the submission folder is a link")
+            skipped[child.name] = "the submission folder is a link"
             continue
         found.append(Submission(child.name, folder.resolve(), content_hash(folder), read_timestamp(folder)))
     return found, skipped
@@ -120,7 +121,7 @@ def grade_class(assignment: Assignment, submissions: Iterable[Submission], book,
                 run.errors[sub.student] = outcome.error or "unknown error"
             else:
                 book.record(assignment.name, sub.student, outcome.report, content_hash=sub.content_hash,
-                            suite_hash=checks, timestamp=sub.timestamp)
+                            suite_hash=checks, timestamp=sub.timestamp, seconds=outcome.seconds, node=outcome.node)
                 run.reports[sub.student] = outcome.report
                 run.nodes[sub.student] = outcome.node
             on_result(outcome)

@@ -21,6 +21,12 @@ transaction** as the grades, so the database never says "graded" for grades it d
 not hold, nor holds grades without knowing what they were for. `kit grade` reruns use
 it to skip what has not changed.
 
+A second table, `kit_attempt`, keeps what `kit report` shows about grading itself: per
+(assignment, student) the last attempt's wall time and machine, and, for a submission that
+could not be graded, why. It is a table of its own (not new columns) so that gradebooks made
+before it need no migration and older kits simply ignore it; a graded submission's row is
+written in the same transaction as its grades.
+
 Importing this module costs nothing; nbgrader (~2.7 s) is imported when a gradebook is opened.
 """
 from __future__ import annotations
@@ -34,6 +40,7 @@ from .report import Report
 
 DEFAULT_DB = "gradebook.db"
 KIT_TABLE = "kit_result"
+ATTEMPT_TABLE = "kit_attempt"
 
 
 def db_url(course_root: Path, db: str | None = None) -> str:
@@ -99,10 +106,28 @@ class Stored:
     graded_at: str
 
 
-def _kit_table():
+@dataclass
+class Attempt:
+    """The last time kit tried to grade one submission: how long it took, where, and why it failed if it did."""
+
+    student: str
+    seconds: float | None  # None: not known (e.g. a folder passed over before grading)
+    node: str
+    error: str | None  # None: graded
+    at: str
+
+
+def _kit_tables():
     from sqlalchemy import Column, Float, MetaData, String, Table, Text
 
     meta = MetaData()
+    attempts = Table(ATTEMPT_TABLE, meta,
+                     Column("assignment", String(128), primary_key=True),
+                     Column("student", String(128), primary_key=True),
+                     Column("seconds", Float, nullable=True),
+                     Column("node", String(256), nullable=False),
+                     Column("error", Text, nullable=True),
+                     Column("at", String(40), nullable=False))
     table = Table(KIT_TABLE, meta,
                   Column("assignment", String(128), primary_key=True),
                   Column("student", String(128), primary_key=True),
@@ -112,7 +137,11 @@ def _kit_table():
                   Column("max_score", Float, nullable=False),
                   Column("report", Text, nullable=False),
                   Column("graded_at", String(40), nullable=False))
-    return meta, table
+    return meta, table, attempts
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class Gradebook:
@@ -125,7 +154,7 @@ class Gradebook:
         self.url = url
         self.nb = NbGradebook(url)
         self.db = self.nb.db
-        meta, self.table = _kit_table()
+        meta, self.table, self.attempt_table = _kit_tables()
         meta.create_all(bind=self.nb.engine)
         self.max_changes: list[str] = []  # components whose max score this run changed
 
@@ -168,11 +197,19 @@ class Gradebook:
             out[sub.student_id] = (float(sub.score), float(sub.max_score), sub.timestamp)
         return out
 
+    def attempts(self, assignment: str) -> dict[str, Attempt]:
+        """The last grading attempt per student (or passed-over folder) of `assignment`, where kit noted one."""
+        from sqlalchemy import select
+
+        rows = self.db.execute(select(self.attempt_table).where(self.attempt_table.c.assignment == assignment)).all()
+        return {r.student: Attempt(r.student, r.seconds, r.node, r.error, r.at) for r in rows}
+
     # -- writing ---------------------------------------------------------------------------------
 
     def record(self, assignment: str, student: str, report: Report, *, content_hash: str, suite_hash: str,
-               timestamp: datetime | None = None) -> None:
-        """Write one submission's grades and kit's record of them, in one transaction."""
+               timestamp: datetime | None = None, seconds: float | None = None, node: str = "") -> None:
+        """Write one submission's grades and kit's record of them (and of how long grading took), in one
+        transaction."""
         from nbgrader.api import Assignment, Grade, GradeCell, Notebook, Student, SubmittedAssignment, SubmittedNotebook
         from sqlalchemy import delete, insert
 
@@ -223,11 +260,43 @@ class Gradebook:
             db.execute(insert(self.table).values(
                 assignment=assignment, student=student, content_hash=content_hash, suite_hash=suite_hash,
                 score=report.score, max_score=report.max_score, report=json.dumps(report.to_json()),
-                graded_at=datetime.now(UTC).isoformat(timespec="seconds")))
+                graded_at=_now()))
+            self._attempt(assignment, student, seconds, node, None)
             db.commit()
         except BaseException:
             db.rollback()
             raise
+
+    def record_not_graded(self, assignment: str, why: dict[str, str], *, seconds: dict[str, float] | None = None,
+                          replace: bool | set[str] = False) -> None:
+        """Note the submissions of `assignment` that could not be graded, and why (one transaction).
+
+        `replace=True` first forgets every earlier not-graded note of the assignment (a run that looked
+        at every submission knows which still fail); a set of students forgets theirs only.
+        """
+        from sqlalchemy import delete
+
+        table = self.attempt_table
+        try:
+            if replace:
+                stale = delete(table).where(table.c.assignment == assignment, table.c.error.is_not(None))
+                if replace is not True:
+                    stale = stale.where(table.c.student.in_(sorted(replace)))
+                self.db.execute(stale)
+            for student, error in why.items():
+                self._attempt(assignment, student, (seconds or {}).get(student), "", error or "unknown error")
+            self.db.commit()
+        except BaseException:
+            self.db.rollback()
+            raise
+
+    def _attempt(self, assignment: str, student: str, seconds: float | None, node: str, error: str | None) -> None:
+        from sqlalchemy import delete, insert
+
+        table = self.attempt_table
+        self.db.execute(delete(table).where(table.c.assignment == assignment, table.c.student == student))
+        self.db.execute(insert(table).values(assignment=assignment, student=student, node=node, error=error,
+                                             seconds=None if seconds is None else round(seconds, 3), at=_now()))
 
     # -- export ----------------------------------------------------------------------------------
 
