@@ -18,6 +18,7 @@ from .grade import grade
 from .gradescope import gradescope
 from .options import KitGroup
 from .release import release
+from .report import report
 
 
 @click.group(cls=KitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -26,7 +27,7 @@ def cli() -> None:
     """Autograded PyTorch exercises: check your work, or grade a class."""
 
 
-for command in (check, release, collect, grade, export, feedback, gradescope):
+for command in (check, release, collect, grade, feedback, report, export, gradescope):
     cli.add_command(command)
 
 
