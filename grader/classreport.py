@@ -186,7 +186,7 @@ def _histogram(summary: dict) -> str:
     from matplotlib.figure import Figure
 
     bins = summary["distribution"]
-    fig = Figure(figsize=(6.0, 2.8))
+    fig = Figure(figsize=(5.2, 2.7))
     ax = fig.add_subplot()
     counts = [b["count"] for b in bins]
     bars = ax.bar(range(len(bins)), counts, color=[ACCENT] * (len(bins) - 1) + [FULL], width=0.8)
@@ -203,7 +203,7 @@ def _components(summary: dict) -> str:
     from matplotlib.figure import Figure
 
     rows = summary["components"]
-    fig = Figure(figsize=(6.0, 0.9 + 0.45 * len(rows)))
+    fig = Figure(figsize=(5.2, 0.9 + 0.42 * len(rows)))
     ax = fig.add_subplot()
     names = [c["component"] for c in rows][::-1]
     shares = [100 * c["mean"] / c["max_score"] if c["max_score"] else 0.0 for c in rows][::-1]

@@ -283,8 +283,8 @@ class Gradebook:
                 if replace is not True:
                     stale = stale.where(table.c.student.in_(sorted(replace)))
                 self.db.execute(stale)
-            for student, error in why.items():
-                self._attempt(assignment, student, (seconds or {}).get(student), "", error or "unknown error")
+            for name, error in why.items():  # a passed-over folder's name may be anything: keep it within the column
+                self._attempt(assignment, name[:128], (seconds or {}).get(name), "", error or "unknown error")
             self.db.commit()
         except BaseException:
             self.db.rollback()

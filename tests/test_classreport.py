@@ -208,6 +208,8 @@ def test_feedback_links_are_relative_to_the_report(tmp_path):
 
 
 def test_report_usage_errors(empty_gradebook, tmp_path):
+    help_text = CliRunner().invoke(cli, ["report", "--help"])
+    assert help_text.exit_code == 0 and "--html" in help_text.output and "--feedback" in help_text.output
     run = CliRunner().invoke(cli, ["report", "hw1", "--course", str(tmp_path), "--html", "x.html"])
     assert run.exit_code == 2 and "kit.toml" in run.output
     course = make_course(tmp_path / "course")
