@@ -11,7 +11,6 @@ offline, from a file, and a page that tried to fetch something would be stopped 
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import io
 import os
@@ -22,6 +21,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from .gradebook import Attempt
+from .render import environment
 from .report import ERROR, FAILED, PASSED, SKIPPED, Report
 from .stats import summarize
 
@@ -265,17 +265,9 @@ def _svg(fig, name: str, title: str) -> str:
 
 # -- the page ----------------------------------------------------------------------------------------
 
-@functools.cache
-def _environment():
-    from jinja2 import Environment, PackageLoader, StrictUndefined
-
-    return Environment(loader=PackageLoader("kit.grader", "templates"), autoescape=True,
-                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-
-
 def _script() -> tuple[str, str]:
     """The page's one script (sorting the student table) and its CSP hash."""
-    source = _environment().loader.get_source(_environment(), "classreport.js")[0]
+    source = environment().loader.get_source(environment(), "classreport.js")[0]
     digest = base64.b64encode(hashlib.sha256(source.encode()).digest()).decode()
     return source, f"'sha256-{digest}'"
 
@@ -283,7 +275,7 @@ def _script() -> tuple[str, str]:
 def render(data: GradedClass, **kwargs) -> str:
     """The class report as one self-contained HTML page (see `view` for the keyword arguments)."""
     script, script_hash = _script()
-    return _environment().get_template("classreport.html.j2").render(
+    return environment().get_template("classreport.html.j2").render(
         view(data, **kwargs), script=script, script_hash=script_hash)
 
 

@@ -1,56 +1,18 @@
 """Per-student feedback from a graded report: Markdown and a standalone HTML page.
 
-Both are rendered from templates (grader/templates) over one view of the report: its
+Both are rendered from templates (kit.grader.render) over one view of the report: its
 redacted form (`Report.redacted`), so hidden checks show their name, component, points and
-verdict only. The HTML template escapes everything (Jinja2's autoescape); the Markdown one
-escapes every student-derived text with `md_text`, or fences it, so a message can never
-become a link, an image or markup.
+verdict only.
 """
 from __future__ import annotations
 
-import functools
-import re
 from pathlib import Path
 
+from .render import environment
 from .report import ERROR, FAILED, PASSED, SANDBOX, SKIPPED, Report
 
 MARK = {PASSED: "✓", FAILED: "✗", ERROR: "!", SKIPPED: "–"}
 WORD = {PASSED: "passed", FAILED: "failed", ERROR: "error", SKIPPED: "not run"}
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&!#])")
-
-
-def md_text(text: str) -> str:
-    """`text` as literal Markdown on one line: every character that makes links, images, HTML or markup escaped."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(text.split()))
-
-
-def md_code(text: str) -> str:
-    """`text` as an inline code span (fit for a table cell): nothing in it is read as Markdown."""
-    text = " ".join(text.split()).replace("|", "\\|")
-    ticks = "`"
-    while ticks in text:
-        ticks += "`"
-    return f"{ticks} {text} {ticks}" if text.startswith("`") or text.endswith("`") else f"{ticks}{text}{ticks}"
-
-
-def md_fence(text: str) -> str:
-    """`text` in a fenced block longer than any run of backticks inside it."""
-    fence = "```"
-    while fence in text:
-        fence += "`"
-    return f"{fence}text\n{text.rstrip()}\n{fence}"
-
-
-@functools.cache
-def _environment(autoescape: bool):
-    from jinja2 import Environment, PackageLoader, StrictUndefined
-
-    env = Environment(loader=PackageLoader("kit.grader", "templates"), autoescape=autoescape,
-                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
-    env.filters.update(md=md_text, code=md_code, fence=md_fence)
-    return env
-
-
 def view(report: Report, student: str, *, title: str = "", final_score: tuple[float, float] | None = None,
          timestamp: str | None = None) -> dict:
     """What a student's feedback shows, whatever its format."""
@@ -86,12 +48,12 @@ def _summary(c) -> str:
 
 def render_markdown(report: Report, student: str, **kwargs) -> str:
     """Feedback as Markdown. `final_score` is the gradebook's (manual changes included) if it differs."""
-    return _environment(False).get_template("feedback.md.j2").render(view(report, student, **kwargs))
+    return environment(html=False).get_template("feedback.md.j2").render(view(report, student, **kwargs))
 
 
 def render_html(report: Report, student: str, **kwargs) -> str:
     """The same feedback as one self-contained HTML page."""
-    return _environment(True).get_template("feedback.html.j2").render(view(report, student, **kwargs))
+    return environment().get_template("feedback.html.j2").render(view(report, student, **kwargs))
 
 
 def write_feedback(report: Report, student: str, folder: Path, **kwargs) -> list[Path]:
