@@ -41,6 +41,7 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
     """
     from kit.grader.batch import find_submissions, grade_class, needs_grading, suite_hash
     from kit.grader.gradebook import Gradebook, peek_graded
+    from kit.grader.late import Deadlines, class_notes
     from kit.grader.launch import Limits
     from kit.grader.pool import WorkerPool, default_jobs
     from kit.grader.sandbox import make_launcher
@@ -73,7 +74,7 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
         if likely:
             pool.start()
         try:
-            book = Gradebook(url)
+            book = Gradebook(url, Deadlines.load(course, [spec]))
         except Exception as exc:  # noqa: BLE001 - a bad URL, a locked or foreign database
             raise KitError(f"cannot open the gradebook {url}: {exc}") from None
         with book:
@@ -81,7 +82,12 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
                 err.print(Text(f"warning: {sandbox_note}", style="yellow"))
             with progress_bar(spec.name, err) as advance:
                 run = grade_class(spec, subs, book, pool, force=force, on_result=advance)
-            notes = list(passed_over) + book.max_changes
+            # the deadlines again for every graded submission, unchanged ones too: no code runs, and a new
+            # policy, extension or submission time counts at once
+            late = book.apply_late(spec.name, timestamps={s.student: s.timestamp for s in subs},
+                                   students=list(run.reports))
+            notes = list(passed_over) + book.max_changes + class_notes(spec.name, {
+                s: r.lateness for s, r in late.items()})
     finally:
         pool.close()
     if run.regraded_for_checks:
@@ -98,7 +104,7 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
         doc = {
             "assignment": spec.name,
             "submissions": [{"student": s, "cached": s in run.cached, "node": run.nodes.get(s, ""),
-                             **run.reports[s].to_json()} for s in sorted(run.reports)],
+                             **run.reports[s].to_json(), "late": late_json(late.get(s))} for s in sorted(run.reports)],
             "not_graded": [{"student": s, "error": e} for s, e in sorted(run.errors.items())],
             "summary": summary,
             "gradebook": url,
@@ -111,6 +117,14 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
     if run.errors:
         ctx.exit(2)
     ctx.exit(0 if all(r.all_passed for r in run.reports.values()) else 1)
+
+
+def late_json(record) -> dict | None:
+    """A submission's late penalty in `--json` (None: not in the gradebook)."""
+    if record is None:
+        return None
+    return {"kind": record.lateness.kind, "flagged": record.lateness.flagged, "reason": record.lateness.describe(),
+            "penalty": record.penalty, "score_after_penalty": record.score}
 
 
 class progress_bar:

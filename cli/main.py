@@ -13,9 +13,11 @@ import click
 from .check import check
 from .collect import collect
 from .export import export
+from .extend import extend
 from .feedback import feedback
 from .grade import grade
 from .gradescope import gradescope
+from .late import late
 from .options import KitGroup
 from .release import release
 
@@ -26,7 +28,7 @@ def cli() -> None:
     """Autograded PyTorch exercises: check your work, or grade a class."""
 
 
-for command in (check, release, collect, grade, export, feedback, gradescope):
+for command in (check, release, collect, grade, late, extend, export, feedback, gradescope):
     cli.add_command(command)
 
 
