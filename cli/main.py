@@ -20,6 +20,7 @@ from .gradescope import gradescope
 from .late import late
 from .options import KitGroup
 from .release import release
+from .similarity import similarity
 
 
 @click.group(cls=KitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,7 +29,7 @@ def cli() -> None:
     """Autograded PyTorch exercises: check your work, or grade a class."""
 
 
-for command in (check, release, collect, grade, late, extend, export, feedback, gradescope):
+for command in (check, release, collect, grade, late, extend, export, feedback, gradescope, similarity):
     cli.add_command(command)
 
 

@@ -43,7 +43,8 @@ def md_fence(text: str) -> str:
 
 
 @functools.cache
-def _environment(autoescape: bool):
+def environment(autoescape: bool):
+    """kit's templates (grader/templates): HTML ones with autoescape, Markdown ones with the `md` filters."""
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
     env = Environment(loader=PackageLoader("kit.grader", "templates"), autoescape=autoescape,
@@ -96,12 +97,12 @@ def _summary(c) -> str:
 
 def render_markdown(report: Report, student: str, **kwargs) -> str:
     """Feedback as Markdown. `final_score` is the gradebook's (manual changes included) if it differs."""
-    return _environment(False).get_template("feedback.md.j2").render(view(report, student, **kwargs))
+    return environment(False).get_template("feedback.md.j2").render(view(report, student, **kwargs))
 
 
 def render_html(report: Report, student: str, **kwargs) -> str:
     """The same feedback as one self-contained HTML page."""
-    return _environment(True).get_template("feedback.html.j2").render(view(report, student, **kwargs))
+    return environment(True).get_template("feedback.html.j2").render(view(report, student, **kwargs))
 
 
 def write_feedback(report: Report, student: str, folder: Path, **kwargs) -> list[Path]:
