@@ -47,7 +47,8 @@ _BUILTINS = frozenset(dir(builtins))
 _DROP = frozenset({tokenize.COMMENT, tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT,
                    tokenize.ENCODING, tokenize.ENDMARKER})
 _FSTRING_START = getattr(tokenize, "FSTRING_START", -1)  # Python 3.12 tokenizes f-strings
-_FSTRING_REST = {getattr(tokenize, "FSTRING_MIDDLE", -1), getattr(tokenize, "FSTRING_END", -1)}
+_FSTRING_END = getattr(tokenize, "FSTRING_END", -2)
+_FSTRING_REST = {getattr(tokenize, "FSTRING_MIDDLE", -3), _FSTRING_END}
 
 
 @dataclass
@@ -152,7 +153,7 @@ def normalize(student: str, source: str) -> Code:
         tree = None
     if tree is None:  # still compared, token by token, on a guess at which names are its own
         own = {t.string for t in raw if t.type == tokenize.NAME} - _BUILTINS
-        texts = [_text(raw, i, own, {}) for i in range(len(raw))]
+        texts = _grouping_dropped(raw, [_text(raw, i, own, {}) for i in range(len(raw))])
         order = list(range(len(raw)))
         note = "not valid Python: compared without reordering"
     else:
@@ -237,7 +238,7 @@ def _texts(tree: ast.Module, raw: list[tokenize.TokenInfo]) -> list[str | None]:
         override[where] = node.attr if api or node.attr not in members | defined else "V"
     for kw, callee in keywords:
         override[(kw.lineno, kw.col_offset)] = "V" if callee in defined else kw.arg
-    texts = [_text(raw, i, own - set(keyword.kwlist), override) for i in range(len(raw))]
+    texts = _grouping_dropped(raw, [_text(raw, i, own - set(keyword.kwlist), override) for i in range(len(raw))])
     starts = [t.start for t in raw]
     for node, with_marker in dropped:
         i, j = _span(starts, node)
@@ -266,12 +267,42 @@ def _text(raw: list[tokenize.TokenInfo], i: int, own: set[str], override: dict[t
             return override[tok.start]
         return "V" if tok.string in own else tok.string
     if tok.type == tokenize.STRING or tok.type == _FSTRING_START:
-        return "S"
+        after_string = i > 0 and raw[i - 1].type in (tokenize.STRING, _FSTRING_END)
+        return None if after_string else "S"  # "a" "b" is one string
     if tok.type in _FSTRING_REST:
         return None
+    if tok.type == tokenize.NUMBER:
+        return _number(tok.string)
     if tok.string == "," and i + 1 < len(raw) and raw[i + 1].string in (")", "]", "}"):
         return None  # a trailing comma is formatting
     return tok.string
+
+
+def _grouping_dropped(raw: list[tokenize.TokenInfo], texts: list[str | None]) -> list[str | None]:
+    """`texts` without the parentheses that only group (`(a + b)`, `return (x, y)`, `((1 - p) ** g)`), which
+    formatting adds and removes at will; those of calls and definitions stay."""
+    opened: list[int | None] = []
+    for i, tok in enumerate(raw):
+        if tok.string == "(":
+            before = raw[i - 1] if i else None
+            call = before is not None and (before.string in (")", "]") or before.type == tokenize.STRING or (
+                before.type == tokenize.NAME and not keyword.iskeyword(before.string)))
+            opened.append(None if call else i)
+        elif tok.string == ")" and opened:
+            group = opened.pop()
+            if group is not None:
+                texts[group] = texts[i] = None
+    return texts
+
+
+def _number(text: str) -> str:
+    """A number literal spelled one way: 1e-5 and 1e-05, 0x10 and 16, 1_000 and 1000 are the same."""
+    for parse in (lambda t: int(t, 0), float, complex):
+        try:
+            return repr(parse(text))
+        except ValueError:
+            continue
+    return text
 
 
 def _start(node: ast.AST) -> tuple[int, int]:
