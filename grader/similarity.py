@@ -1,12 +1,12 @@
 """Similarity between submissions: pairs that share unusually much code, as evidence for a person to read.
 
 Each submission's graded code is normalised before it is compared, so the usual disguises
-change nothing: comments, docstrings, type annotations, imports and formatting are dropped;
-every name the submission itself binds (variables, arguments, functions, classes, attributes
-it assigns) becomes `V`, while the names it only uses (torch's API, builtins) stay; string
-literals become `S`; the statements of a module and of each class body are put in a
-canonical order (sorted by their normalised text), so reordering methods or functions
-changes nothing either.
+change nothing: comments, docstrings, type annotations, imports and formatting (line breaks,
+trailing commas, grouping parentheses, how a number is spelled) are dropped; every name the
+submission itself binds (variables, arguments, functions, classes, attributes it assigns)
+becomes `V`, while the names it only uses (torch's API, builtins) stay; string literals
+become `S`; the statements of a module and of each class body are put in a canonical order
+(sorted by their normalised text), so reordering methods or functions changes nothing either.
 
 The normalised token streams are fingerprinted by winnowing (Schleimer, Wilkerson and
 Aiken, "Winnowing: local algorithms for document fingerprinting", SIGMOD 2003): hashes of
@@ -14,8 +14,9 @@ every run of `k` tokens, of which each window of `w` consecutive hashes keeps it
 so any match of at least k + w - 1 tokens is found. Fingerprints of the released stub are
 boilerplate (the handout's signatures, which every student writes the same way), and so are
 those that more than a share of the class has (code everyone writes alike): both are left
-out. Pairs are counted through an index of fingerprints (a sparse product, never a text
-compared with another), so a class of 500 takes seconds.
+out. Pairs are counted through an index of fingerprints (the product of the submissions x
+shared fingerprints matrix with itself, never a text compared with another), so a class of
+500 takes seconds.
 
 A pair's similarity is the share of the smaller submission's fingerprints that the other
 holds too (at least `MIN_FINGERPRINTS` are counted, so two nearly empty submissions are not
@@ -33,6 +34,7 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .course import Assignment
 from .files import read_regular
 
 K = 12  # tokens per k-gram: shorter runs are too common to mean anything
@@ -80,9 +82,9 @@ class Comparison:
     fingerprints: dict[str, dict[int, list[int]]]  # per student: hash -> token positions, boilerplate left out
     pairs: list[Pair]
     threshold: float
-    common_share: float  # fingerprints in more than this share of the class were left out...
-    boilerplate: int  # how many fingerprints of the stub were left out
-    common: int  # ... and how many that was
+    common_share: float  # code found in more than this share of the class counts as everyone's
+    boilerplate: int  # fingerprints left out as the stub's
+    common: int  # fingerprints left out as everyone's
     notes: list[str] = field(default_factory=list)
 
     def json(self, minimum: float = 0.0) -> dict:
@@ -422,10 +424,10 @@ def compare(assignment: str, codes: dict[str, Code], stub: Code | None = None, *
     return Comparison(assignment, codes, prints, pairs, threshold, common, len(dropped_boiler), len(everyone), notes)
 
 
-def compare_class(assignment, submitted: Path, stub: str | None, *, threshold: float = THRESHOLD,
+def compare_class(assignment: Assignment, submitted: Path, stub: str | None, *, threshold: float = THRESHOLD,
                   common: float = COMMON) -> Comparison:
-    """Compare every `submitted/<student>/<assignment>/` of a class (a kit.grader.course.Assignment); `stub` is the
-    source of the released stub, whose code is boilerplate."""
+    """Compare every `submitted/<student>/<assignment>/` of a class; `stub` is the source of the released stub,
+    whose code is boilerplate."""
     from .batch import find_submissions
 
     subs, passed_over = find_submissions(submitted, assignment.name)
