@@ -47,6 +47,7 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
     from kit.grader.sandbox import make_launcher
 
     spec = course.assignment(assignment)
+    deadlines = Deadlines.load(course, [spec])  # a bad extensions.toml stops here, before any work
     folder = (submitted or course.root / "submitted").resolve()
     if not folder.is_dir():
         raise KitError(f"no folder {folder} (collect submissions first: kit collect {assignment} SOURCE)")
@@ -74,7 +75,7 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
         if likely:
             pool.start()
         try:
-            book = Gradebook(url, Deadlines.load(course, [spec]))
+            book = Gradebook(url, deadlines)
         except Exception as exc:  # noqa: BLE001 - a bad URL, a locked or foreign database
             raise KitError(f"cannot open the gradebook {url}: {exc}") from None
         with book:
@@ -86,7 +87,7 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
             # policy, extension or submission time counts at once
             late = book.apply_late(spec.name, timestamps={s.student: s.timestamp for s in subs},
                                    students=list(run.reports))
-            notes = list(passed_over) + book.max_changes + class_notes(spec.name, {
+            notes = list(passed_over) + book.max_changes + class_notes(deadlines, spec.name, {
                 s: r.lateness for s, r in late.items()})
     finally:
         pool.close()

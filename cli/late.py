@@ -44,9 +44,7 @@ def late(ctx: click.Context, assignment: str, db: str | None, students: tuple[st
     if not records:
         raise KitError(f"nothing graded for {assignment} in {url} (run kit grade {assignment} first)")
     due = deadlines.due.get(spec.name)
-    notes = class_notes(spec.name, {s: r.lateness for s, r in records.items()})
-    if due is None:
-        notes.insert(0, f"{spec.name} has no due date (assignment.toml's `due` or kit.toml's [due]): no penalties")
+    notes = class_notes(deadlines, spec.name, {s: r.lateness for s, r in records.items()})
     if as_json:
         click.echo(json.dumps({
             "assignment": spec.name,

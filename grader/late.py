@@ -205,8 +205,12 @@ def _parse(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def class_notes(assignment: str, found: dict[str, Lateness]) -> list[str]:
-    """What a run over a class should tell the instructor about late work: counts, and who has no time."""
+def class_notes(deadlines: Deadlines, assignment: str, found: dict[str, Lateness]) -> list[str]:
+    """What a run over a class should tell the instructor about late work: counts, who has no time, and a late
+    policy that cannot apply for want of a due date."""
+    if assignment not in deadlines.due:
+        return [f"{assignment} has no due date (assignment.toml's `due` or kit.toml's [due]): no late penalties"
+                ] if deadlines.policy is not None else []
     by_kind: dict[str, list[str]] = {}
     for student, lateness in sorted(found.items()):
         by_kind.setdefault(lateness.kind, []).append(student)

@@ -407,3 +407,21 @@ def test_kit_grade_applies_the_deadlines_even_to_unchanged_submissions(tmp_path)
     assert late["late"]["penalty"] == pytest.approx(9.8)  # 2 days 31 minutes: 49 started hours at 1% of 20
     assert late["early"]["kind"] == ON_TIME and late["early"]["penalty"] == 0  # handed in again, within the extension
     assert penalties(root) == {"early": 0, "late": pytest.approx(9.8), "unknown": 0}
+
+
+def test_a_policy_without_a_due_date_is_said(graded):
+    toml = graded / "kit.toml"
+    toml.write_text(toml.read_text().replace("[due]\nhw1 = 2026-12-01T23:59:00+08:00\n", ""))
+    (graded / "extensions.toml").unlink()
+    result = kit("late", "hw1", "--course", str(graded), "--json")
+    assert result.exit_code == 0, result.output  # no due date: nothing is late, nothing to flag
+    doc = json.loads(result.output)
+    assert doc["notes"] == ["hw1 has no due date (assignment.toml's `due` or kit.toml's [due]): no late penalties"]
+    assert {s["kind"] for s in doc["submissions"]} == {NO_DUE} and set(penalties(graded).values()) == {0}
+
+
+def test_kit_grade_stops_on_a_bad_extensions_file_before_grading(graded):
+    (graded / "extensions.toml").write_text("[hw1]\nann = 2026-12-04\n")
+    (graded / "submitted" / "ann" / "hw1").mkdir(parents=True)
+    result = kit("grade", "hw1", "--course", str(graded))
+    assert result.exit_code == 2 and "extensions.toml: hw1.ann: expected a date and time" in result.output
