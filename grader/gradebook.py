@@ -148,7 +148,7 @@ def _kit_tables():
 
 
 class Gradebook:
-    """nbgrader's gradebook plus kit's `kit_result` table, one transaction per submission."""
+    """nbgrader's gradebook plus kit's `kit_result` and `kit_late` tables, one transaction per submission."""
 
     def __init__(self, url: str, deadlines: Deadlines | None = None) -> None:
         """`deadlines`: the course's due dates, late policy and extensions, applied to every submission recorded
@@ -260,7 +260,7 @@ class Gradebook:
                 score=report.score, max_score=report.max_score, report=json.dumps(report.to_json()),
                 graded_at=_now()))
             if self.deadlines is not None:
-                self._apply_late(a, sub, self.deadlines)
+                self._apply_late(a, sub)
             db.commit()
         except BaseException:
             db.rollback()
@@ -278,28 +278,30 @@ class Gradebook:
         if self.deadlines is None:
             raise ValueError("open the gradebook with the course's deadlines to apply them")
         db = self.db
+        chosen = set(students) if students is not None else None
         out = {}
         try:
             a = db.query(Assignment).filter(Assignment.name == assignment).one_or_none()
             if a is None:
                 return {}
             for sub in db.query(SubmittedAssignment).filter(SubmittedAssignment.assignment == a):
-                if students is not None and sub.student_id not in students:
+                if chosen is not None and sub.student_id not in chosen:
                     continue
                 if timestamps is not None and sub.student_id in timestamps:
                     sub.timestamp = timestamps[sub.student_id]
-                out[sub.student_id] = self._apply_late(a, sub, self.deadlines)
+                out[sub.student_id] = self._apply_late(a, sub)
             db.commit()
         except BaseException:
             db.rollback()
             raise
         return dict(sorted(out.items()))
 
-    def _apply_late(self, a, sub, deadlines: Deadlines) -> LateRecord:
+    def _apply_late(self, a, sub) -> LateRecord:
         """Within the caller's transaction: the due date, the extension and the penalty, in nbgrader's columns
         and kit's record of why."""
         from sqlalchemy import delete, insert
 
+        deadlines = self.deadlines
         due = deadlines.due.get(a.name)
         a.duedate = _naive_utc(due)
         lateness = deadlines.assess(a.name, sub.student_id, sub.timestamp)
