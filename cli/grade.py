@@ -42,11 +42,13 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
     """
     from kit.grader.batch import find_submissions, grade_class, needs_grading, suite_hash
     from kit.grader.gradebook import Gradebook, peek_graded
+    from kit.grader.late import Deadlines, class_notes
     from kit.grader.launch import Limits
     from kit.grader.pool import WorkerPool, default_jobs
     from kit.grader.sandbox import make_launcher
 
     spec = course.assignment(assignment)
+    deadlines = Deadlines.load(course, [spec])  # a bad extensions.toml stops here, before any work
     folder = (submitted or course.root / "submitted").resolve()
     if not folder.is_dir():
         raise KitError(f"no folder {folder} (collect submissions first: kit collect {assignment} SOURCE)")
@@ -74,7 +76,7 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
         if likely:
             pool.start()
         try:
-            book = Gradebook(url)
+            book = Gradebook(url, deadlines)
         except Exception as exc:  # noqa: BLE001 - a bad URL, a locked or foreign database
             raise KitError(f"cannot open the gradebook {url}: {exc}") from None
         with book:
@@ -85,7 +87,12 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
             # for `kit report`: what could not be graded, and why (a complete run forgets what now grades)
             book.record_not_graded(spec.name, {**passed_over, **run.errors}, seconds=run.seconds,
                                    replace=False if run.interrupted else (set(students) or True))
-            notes = [f"{name}: {why}" for name, why in passed_over.items()] + book.max_changes
+            # the deadlines again for every graded submission, unchanged ones too: no code runs, and a new
+            # policy, extension or submission time counts at once
+            late = book.apply_late(spec.name, timestamps={s.student: s.timestamp for s in subs},
+                                   students=list(run.reports))
+            notes = [f"{name}: {why}" for name, why in passed_over.items()] + book.max_changes + class_notes(
+                deadlines, spec.name, {s: r.lateness for s, r in late.items()})
     finally:
         pool.close()
     if run.regraded_for_checks:
@@ -102,7 +109,7 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
         doc = {
             "assignment": spec.name,
             "submissions": [{"student": s, "cached": s in run.cached, "node": run.nodes.get(s, ""),
-                             **run.reports[s].to_json()} for s in sorted(run.reports)],
+                             **run.reports[s].to_json(), "late": late_json(late.get(s))} for s in sorted(run.reports)],
             "not_graded": [{"student": s, "error": e} for s, e in sorted(run.errors.items())],
             "summary": summary,
             "gradebook": url,
@@ -115,6 +122,14 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
     if run.errors:
         ctx.exit(2)
     ctx.exit(0 if all(r.all_passed for r in run.reports.values()) else 1)
+
+
+def late_json(record) -> dict | None:
+    """A submission's late penalty in `--json` (None: not in the gradebook)."""
+    if record is None:
+        return None
+    return {"kind": record.lateness.kind, "flagged": record.lateness.flagged, "reason": record.lateness.describe(),
+            "penalty": record.penalty, "score_after_penalty": record.score}
 
 
 class progress_bar:
