@@ -135,6 +135,11 @@ class Assignment:
         return Path(self.file).stem
 
     @property
+    def notebook(self) -> str:
+        """The notebook form of the graded file, which students may hand in instead: hwN.ipynb."""
+        return f"{self.name}.ipynb"
+
+    @property
     def helpers_file(self) -> Path | None:
         path = self.suite_dir / "remote.py"
         return path if path.exists() else None
@@ -187,6 +192,7 @@ class CourseSection:
     suites: str = "suites"
     assignments: str = "."
     solutions: str = ""
+    handout: typing.Literal["py", "notebook"] = "py"  # what `kit release` gives students by default
 
 
 @dataclass(frozen=True)
@@ -201,6 +207,7 @@ class Course:
     suites: Path
     assignments: Path
     solutions: Path | None
+    handout: str = "py"
 
     def assignment(self, name: str) -> Assignment:
         suite_dir = self.suites / name
@@ -228,4 +235,4 @@ def load_course(root: Path) -> Course:
     section = parse(CourseFile, read_toml(file), file).course
     return Course(root=root, name=section.name or root.name, suites=root / section.suites,
                   assignments=root / section.assignments,
-                  solutions=root / section.solutions if section.solutions else None)
+                  solutions=root / section.solutions if section.solutions else None, handout=section.handout)
