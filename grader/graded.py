@@ -18,7 +18,6 @@ from pathlib import Path
 
 from .course import Assignment
 from .files import entries, read_regular
-from .launch import CHILD_PACKAGE
 from .notebook import (
     Module,
     Notebook,

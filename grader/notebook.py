@@ -67,8 +67,8 @@ def read_cells(path: Path) -> Notebook:
 def parse(data: bytes) -> Notebook:
     """The code cells of a notebook given as bytes; NotebookError for anything that is not one."""
     if len(data) > MAX_BYTES:
-        raise NotebookError(f"is larger than {MAX_BYTES >> 20} MiB; clear its outputs "
-                            "(Edit > Clear All Outputs, or Kernel > Restart & Clear Output), save it and hand it in again")
+        raise NotebookError(f"is larger than {MAX_BYTES >> 20} MiB; clear its outputs (Edit > Clear All Outputs, "
+                            "or Kernel > Restart & Clear Output), save it and hand it in again")
     try:
         text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as exc:
