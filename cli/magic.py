@@ -186,7 +186,8 @@ def text(report, target: Path, verbose: bool, warnings: list[str]) -> str:
     from .output import print_report
 
     out = io.StringIO()
-    console = Console(file=out, width=100, color_system=None, force_terminal=False, highlight=False)
+    console = Console(file=out, width=100, color_system=None, force_terminal=False, force_jupyter=False,
+                      highlight=False)
     for warning in warnings:
         console.print(f"warning: {warning}", soft_wrap=True, markup=False)
     print_report(report, submission=target, verbose=verbose, console=console)

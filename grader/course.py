@@ -137,7 +137,7 @@ class Assignment:
     @property
     def notebook(self) -> str:
         """The notebook form of the graded file, which students may hand in instead: hwN.ipynb."""
-        return f"{self.name}.ipynb"
+        return notebook_name(self.name)
 
     @property
     def helpers_file(self) -> Path | None:
@@ -175,6 +175,11 @@ def load_assignment(suite_dir: Path) -> Assignment:
         raise ConfigError(file, "components", "name at least one graded component ([components.Name])")
     return Assignment(name=suite_dir.name, suite_dir=suite_dir, title=spec.title, file=spec.file,
                       components=spec.components, check_timeout=spec.check_timeout, time_budget=spec.time_budget)
+
+
+def notebook_name(assignment: str) -> str:
+    """The notebook of an assignment, named after it: hw1.ipynb."""
+    return f"{assignment}.ipynb"
 
 
 def is_hidden_file(path: Path) -> bool:
