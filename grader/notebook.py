@@ -79,7 +79,7 @@ def parse(data: bytes) -> Notebook:
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
-        if exc.pos >= len(text.rstrip()):
+        if exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string"):  # ran out of text
             raise NotebookError("is cut off: the file ends in the middle of the notebook (was it saved or "
                                 "uploaded completely?)") from None
         raise NotebookError(f"is not a notebook: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
@@ -117,9 +117,9 @@ def check_language(metadata: dict) -> None:
         return
     if not isinstance(language, str) or language.strip().lower() not in ("python", "python3", "ipython"):
         name = spec.get("display_name") if isinstance(spec, dict) else None
-        kernel = f"{language} kernel" + (f" ({name})" if isinstance(name, str) and name else "")
-        raise NotebookError(f"runs a {kernel}, not Python; kit grades Python notebooks: choose a Python kernel "
-                            "(Kernel > Change Kernel), save and hand it in again")
+        kernel = f"{language}" + (f" ({name})" if isinstance(name, str) and name else "")
+        raise NotebookError(f"has a kernel for {kernel}, not Python; kit grades Python notebooks: choose a Python "
+                            "kernel (Kernel > Change Kernel), save and hand it in again")
 
 
 def code_cells(cells: list, *, needs_ids: bool) -> list[Cell]:
@@ -201,7 +201,10 @@ def convert(cells: Iterable[Cell]) -> Module:
                 (future if is_future else body).append((segment, lines))
             elif not is_inert(node):
                 shown = original[first - 1].strip() if first <= len(original) else ""
-                left_out.append(LeftOut(cell.number, first, node.end_lineno or first, shown))
+                # IPython turns a cell magic (%%time) and the whole cell under it into one line
+                last = len(cell.source.rstrip().splitlines()) if magic_of(node) == "run_cell_magic" else \
+                    node.end_lineno or first
+                left_out.append(LeftOut(cell.number, first, last, shown))
     source, where = [], []
     for segment, lines in future + body:
         source.append(segment)
@@ -263,13 +266,19 @@ def is_inert(node: ast.stmt) -> bool:
     `%load_ext kit.cli` and `%kit ...` (the handout's last cell)."""
     if isinstance(node, ast.Pass) or isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
         return True
-    call = node.value if isinstance(node, ast.Expr) else None
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
-            and call.func.attr == "run_line_magic" and len(call.args) == 2
-            and all(isinstance(a, ast.Constant) for a in call.args)):
+    if magic_of(node) != "run_line_magic" or len(node.value.args) != 2:
         return False
-    magic, argument = (a.value for a in call.args)
+    magic, argument = (a.value if isinstance(a, ast.Constant) else None for a in node.value.args)
     return magic == "kit" or magic == "load_ext" and argument == "kit.cli"
+
+
+def magic_of(node: ast.stmt) -> str | None:
+    """`run_line_magic`, `run_cell_magic`, `system`...: what IPython made of a magic or a shell escape."""
+    call = node.value if isinstance(node, ast.Expr) else None
+    if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Call) \
+            and isinstance(call.func.value.func, ast.Name) and call.func.value.func.id == "get_ipython":
+        return call.func.attr
+    return None
 
 
 # Expressions that only name or build values: evaluating one defines a constant, never does work.
