@@ -7,11 +7,18 @@ it is executed top to bottom as a student would run it: its last cell is `%load_
 from __future__ import annotations
 
 import html
+import json
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_client import BlockingKernelClient
 from nbclient import NotebookClient
 
 from kit.grader.release import code_sections, write_bundle
@@ -163,3 +170,59 @@ def test_usage_and_setup_errors_are_shown_not_raised(bundle, tmp_path):
     assert "no assignment 'hw99'" in texts[0]
     assert "%kit knows one command, check" in texts[1]
     assert "No such option" in texts[2] and "--bogus" in texts[2]
+
+
+def test_a_jupyter_servers_session_names_the_notebook(bundle, public_score, tmp_path):
+    """The kernel a Jupyter server started for a notebook finds it through the server's sessions."""
+    root, runtime = tmp_path / "root", tmp_path / "runtime"
+    (root / "work").mkdir(parents=True)
+    nbformat.write(filled(bundle, BIAS_IGNORED), str(root / "work" / "attempt 2.ipynb"))
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(runtime)}
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "jupyter_server", f"--ServerApp.port={port}",
+                               "--ServerApp.port_retries=0", "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=t0k",
+                               f"--ServerApp.root_dir={root}", "--ServerApp.open_browser=False", "--allow-root"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    api = f"http://127.0.0.1:{port}/api"
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def call(method: str, path: str, body: dict | None = None):
+        request = urllib.request.Request(api + path, method=method, data=json.dumps(body).encode() if body else None,
+                                         headers={"Authorization": "token t0k", "Content-Type": "application/json"})
+        with direct.open(request, timeout=30) as response:
+            text = response.read()
+        return json.loads(text) if text else None
+
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                call("GET", "/status")
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "the Jupyter server did not start"
+                time.sleep(0.5)
+        session = call("POST", "/sessions", {"path": "work/attempt 2.ipynb", "type": "notebook",
+                                             "kernel": {"name": "python3"}})
+        client = BlockingKernelClient(connection_file=str(runtime / f"kernel-{session['kernel']['id']}.json"))
+        client.load_connection_file()
+        client.start_channels()
+        try:
+            client.wait_for_ready(timeout=180)
+            outputs = []
+            reply = client.execute_interactive(
+                f"globals().pop('__session__', None)\n%load_ext kit.cli\n%kit check hw1 --course {bundle}",
+                timeout=300, output_hook=lambda msg: outputs.append(msg))
+        finally:
+            client.stop_channels()
+            call("DELETE", f"/sessions/{session['id']}")
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    shown_text = [m["content"]["data"]["text/plain"] for m in outputs if m["msg_type"] == "display_data"]
+    score, top = public_score["bias_ignored"]
+    assert len(shown_text) == 1 and f"score: {score:g} / {top:g}" in shown_text[0]
+    assert str(root / "work" / "attempt 2.ipynb") in shown_text[0]
