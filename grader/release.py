@@ -106,31 +106,30 @@ RULES = """\
 ## Working in this notebook
 
 This notebook is the notebook form of `{file}`: write your code in the code cells below, which
-hold that file's code split into cells, and hand in this notebook, `{notebook}` (or `{file}`,
-not both changed: with both, the one you changed is graded).
+hold that file's code, and hand in this notebook, `{notebook}`. (Handing in `{file}` instead works
+too; with both, kit grades the one you changed.)
 
-**What is graded.** kit grades the module your notebook defines, without running the notebook.
-From every code cell it keeps what defines things: imports, functions, classes, and assignments
-of constants (`EPS = 1e-5`). It leaves out everything that does work (calls such as
-`print(...)` or `m = MyModule(...)`, loops, training, plotting), IPython magics (`%timeit`) and
-shell commands (`!pip install ...`). Try your code freely, in the scratch cell or anywhere: it
-never runs when grading, and the report lists in one line what was left out. Whatever your
-classes need when they are defined must therefore be a definition too (`device =
-torch.device("cpu")` is a call, so it is left out).
+**Only definitions are graded.** kit grades the module your notebook defines, without running the
+notebook: from every code cell it keeps imports, functions, classes and assignments of constants
+(`EPS = 1e-5`), and leaves out everything that does work — calls such as `print(...)` or
+`m = MyModule(3, 4)`, loops, training, plotting — as well as IPython magics (`%timeit`) and shell
+commands (`!pip install ...`). So try your code freely, in the scratch cell or anywhere: none of it
+runs when grading, and the report lists in one line what was left out. Whatever your classes need
+when they are defined must be a definition too (`device = torch.device("cpu")` is a call: left out).
 
-**Messages** point into this notebook: "cell 5, line 3" is line 3 of the 5th cell from the
-top, text cells included.
+**Messages point into this notebook**: "cell 5, line 3" is line 3 of the 5th cell from the top,
+text cells included.
 
-**Check your work** by running the last cell, `%kit check {assignment}`. It checks the notebook
-as saved on disk, in a separate sandboxed process, never your kernel's state: save first
-(Ctrl+S or Cmd+S); kit warns when the cell you ran last is not in the saved file. It takes the
-options of `kit check` in a terminal, which checks the same file: `%kit check {assignment} -v`
-also shows what your code printed.
+**Check your work** by running the last cell, `%kit check {assignment}`. It checks the notebook as
+saved on disk, in a separate, sandboxed process, never your kernel's state, so **save first**
+(Ctrl+S or Cmd+S): kit warns when the cell you ran last is not in the saved file. It takes the
+options of `kit check` in a terminal (`%kit check {assignment} -v` also shows what your code
+printed), and `kit check {assignment}` in a terminal checks the same file.
 
-**In Colab**, where the notebook is not a file kit can read, `%kit check` checks the cells the
-kernel has run, in the order they ran, and says so; "cell N" then means the cell that ran as
-`In [N]`. Install kit and open the assignment's folder first (your instructor gives the
-commands, e.g. `!pip install ...` and `%cd ...`).
+**In Colab**, where the notebook is not a file kit can read, `%kit check` checks the cells the kernel
+has run, in the order they ran, and says so; "cell N" then means the cell that ran as `In [N]`.
+Install kit and open the assignment's folder first (your instructor gives the commands, such as
+`!pip install ...` and `%cd ...`).
 """
 
 SCRATCH = """\
@@ -152,7 +151,7 @@ def make_notebook(assignment: Assignment, source: str, handout: str, *, stub: st
     cells = []
     for number, text in enumerate(markdown_sections(handout), start=1):
         cells.append(locked(new_markdown_cell(text, id=f"handout-{number}")))
-    rules = RULES.format(file=assignment.file, notebook=assignment.notebook, assignment=assignment.name)
+    rules = RULES.format(file=assignment.file, notebook=assignment.notebook, assignment=assignment.name).rstrip("\n")
     cells.append(locked(new_markdown_cell(rules, id="how-to-work")))
     for grade_id, text in code_sections(source):
         cells.append(nbgrader(new_code_cell(text, id=grade_id), grade_id, solution=True))
