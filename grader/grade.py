@@ -1,7 +1,7 @@
 """Grading one submission: the one function every front end calls.
 
-`kit check`, `kit gradescope`, `kit release`'s self-check, the grading workers of `kit grade`
-(local or on a Ray cluster) and the notebook magic all call `grade_submission`; the pytest
+`kit check` (and, through it, the notebook magic `%kit check`), `kit gradescope`, `kit release`'s
+self-check and the grading workers of `kit grade` (local or on a Ray cluster) all call `grade_submission`; the pytest
 plugin's plain `pytest --submission` mode uses kit.grader.runner.open_runner, its first half. Nothing else
 puts a launcher, a runner and a suite together.
 """

@@ -33,6 +33,8 @@ MAX_BYTES = 64 << 20  # a notebook over this is not graded (a 40 MB plot output 
 MAX_CELLS = 10_000
 CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # nbformat 4.5's pattern
 SHOWN_LEFT_OUT = 8  # statements named in the one-line note; the rest are counted
+# Cell magics that run the cell below them as Python, in the notebook's namespace: the cell is read
+PYTHON_CELL_MAGIC = re.compile(r"^%%(time|capture)(\s.*)?$")
 
 
 class NotebookError(ValueError):
@@ -187,24 +189,29 @@ def convert(cells: Iterable[Cell]) -> Module:
     kept: list[ast.stmt] = []
     bound = Scope()
     for cell in cells:
-        python = ipython_to_python(cell.source)
-        tree = parse_cell(python, cell.number)
+        source, offset = cell.source, 0
+        head, _, rest = source.partition("\n")
+        if PYTHON_CELL_MAGIC.match(head):  # `%%time` runs the cell below it as Python: read that
+            left_out.append(LeftOut(cell.number, 1, 1, head.strip()))
+            source, offset = rest, 1
+        python = ipython_to_python(source)
+        tree = parse_cell(python, cell.number, offset)
         text = lines_of(python)
-        original = lines_of(cell.source)
+        original = lines_of(source)
         for node in tree.body:
             first = first_line(node)
             if bound.keeps(node):
                 kept.append(node)
                 segment = source_of(text, node, first)
-                lines = [(cell.number, first + k) for k in range(segment.count("\n") + 1)]
+                lines = [(cell.number, offset + first + k) for k in range(segment.count("\n") + 1)]
                 is_future = isinstance(node, ast.ImportFrom) and node.module == "__future__"
                 (future if is_future else body).append((segment, lines))
             elif not is_inert(node):
                 shown = original[first - 1].strip() if first <= len(original) else ""
-                # IPython turns a cell magic (%%time) and the whole cell under it into one line
-                last = len(cell.source.rstrip().splitlines()) if magic_of(node) == "run_cell_magic" else \
+                # IPython turns a cell magic (%%bash) and the whole cell under it into one line
+                last = len(source.rstrip().splitlines()) if magic_of(node) == "run_cell_magic" else \
                     node.end_lineno or first
-                left_out.append(LeftOut(cell.number, first, last, shown))
+                left_out.append(LeftOut(cell.number, offset + first, offset + last, shown))
     source, where = [], []
     for segment, lines in future + body:
         source.append(segment)
@@ -227,7 +234,8 @@ def transformer():
     return TransformerManager()
 
 
-def parse_cell(python: str, number: int) -> ast.Module:
+def parse_cell(python: str, number: int, offset: int = 0) -> ast.Module:
+    """The cell's statements; a SyntaxError as a NotebookError naming the cell and line (`offset` lines above)."""
     try:
         return compile(python, f"cell {number}", "exec", ast.PyCF_ONLY_AST | ast.PyCF_ALLOW_TOP_LEVEL_AWAIT,
                        dont_inherit=True)
@@ -235,7 +243,7 @@ def parse_cell(python: str, number: int) -> ast.Module:
         kind = type(exc).__name__
         message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
         line = getattr(exc, "lineno", None)
-        where = f"cell {number}, line {line}" if line else f"cell {number}"
+        where = f"cell {number}, line {line + offset}" if line else f"cell {number}"
         raise NotebookError(f"{kind}: {message} ({where})") from None
 
 

@@ -75,7 +75,7 @@ def test_definitions_are_kept_and_work_is_left_out():
         "class My(nn.Module):\n    pass\nMy.act = act\nx = 1; print(x)\n",
         "try:\n    import scipy\nexcept ImportError:\n    scipy = None\n",
         "%matplotlib inline\n!pip install foo\nfiles = !ls\ndevice = torch.device('cpu')\n",
-        "%%time\nwhile True:\n    pass\n",
+        "%%bash\nwhile true; do sleep 1; done\n",
         "model\n'''a note'''\n...\npass\n",
     )
     kept = module.source
@@ -88,8 +88,8 @@ def test_definitions_are_kept_and_work_is_left_out():
     left = [(item.cell, item.first, item.last) for item in module.left_out]
     # w = model.weight reads a name only a left-out statement binds: left out too, never a NameError
     assert left == [(3, 1, 1), (3, 2, 2), (3, 3, 3), (3, 4, 5), (5, 4, 4), (7, 1, 1), (7, 2, 2), (7, 3, 3),
-                    (7, 4, 4), (8, 1, 3), (9, 1, 1)]
-    assert module.left_out[-2].text == "%%time"  # the student's text, not IPython's rewriting
+                    (7, 4, 4), (8, 1, 2), (9, 1, 1)]
+    assert module.left_out[-2].text == "%%bash"  # the student's text, not IPython's rewriting
 
 
 def test_each_kept_line_maps_back_to_its_cell_and_line():
@@ -107,6 +107,17 @@ def test_each_kept_line_maps_back_to_its_cell_and_line():
     assert smap.relocate(trace) == ('  File "hw1.ipynb", cell 3, line 4, in g\n    return Y\n'
                                     '  File "helpers.py", line 5, in h\n')
     assert smap.relocate("invalid syntax (my_linear.py, line 4)") == "invalid syntax (hw1.ipynb, cell 3, line 2)"
+
+
+def test_a_cell_under_time_or_capture_is_read_as_python():
+    module = module_of("import torch\n", "%%time\nclass A:\n    pass\nprint(A)\n", "%%capture out\nB = 1\n")
+    assert "class A:" in module.source and "B = 1" in module.source
+    where = dict(zip(module.source.splitlines(), module.lines))
+    assert where["class A:"] == (3, 2) and where["B = 1"] == (4, 2)
+    assert [(i.cell, i.first, i.text) for i in module.left_out] == [(3, 1, "%%time"), (3, 4, "print(A)"),
+                                                                    (4, 1, "%%capture out")]
+    with pytest.raises(NotebookError, match=r"\(cell 2, line 3\)"):
+        module_of("%%time\nx = 1\ndef f(:\n")
 
 
 def test_a_cell_that_does_not_parse_is_a_located_syntax_error():
