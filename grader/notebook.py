@@ -23,6 +23,7 @@ import functools
 import hashlib
 import json
 import re
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,8 +195,10 @@ def convert(cells: Iterable[Cell]) -> Module:
         if PYTHON_CELL_MAGIC.match(head):  # `%%time` runs the cell below it as Python: read that
             left_out.append(LeftOut(cell.number, 1, 1, head.strip()))
             source, offset = rest, 1
-        python = ipython_to_python(source)
-        tree = parse_cell(python, cell.number, offset)
+        with warnings.catch_warnings():  # IPython's and the compiler's warnings are for the student's kernel
+            warnings.simplefilter("ignore")
+            python = ipython_to_python(source)
+            tree = parse_cell(python, cell.number, offset)
         text = lines_of(python)
         original = lines_of(source)
         for node in tree.body:
