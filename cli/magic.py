@@ -64,15 +64,19 @@ def run_magic(ipython, line: str) -> None:
         elif target.suffix == ".ipynb":
             warnings += stale(ipython, target)
         run = subprocess.run(command(params, target), capture_output=True, text=True, cwd=os.getcwd())
-    if run.returncode not in (0, 1):
+    try:
+        doc = json.loads(run.stdout) if run.returncode in (0, 1) else None
+    except ValueError:
+        doc = None
+    if doc is None:
         message = run.stderr.strip() or run.stdout.strip() or f"kit check exited with status {run.returncode}"
-        return show_error(message.removeprefix("Error: "))
+        return show_error(message[-4000:].removeprefix("Error: "))
     if params["as_json"]:
         print(run.stdout)
         return None
     from kit.grader.report import Report
 
-    report = Report.from_json(json.loads(run.stdout))
+    report = Report.from_json(doc)
     title = f"{report.assignment}  ({target})"
     display({"text/html": html(report, title, params["verbose"], warnings),
              "text/plain": text(report, target, params["verbose"], warnings)}, raw=True)
