@@ -160,6 +160,11 @@ class Assignment:
         return Path(self.file).stem
 
     @property
+    def notebook(self) -> str:
+        """The notebook form of the graded file, which students may hand in instead: hwN.ipynb."""
+        return notebook_name(self.name)
+
+    @property
     def helpers_file(self) -> Path | None:
         path = self.suite_dir / "remote.py"
         return path if path.exists() else None
@@ -198,6 +203,11 @@ def load_assignment(suite_dir: Path) -> Assignment:
                       due=spec.due)
 
 
+def notebook_name(assignment: str) -> str:
+    """The notebook of an assignment, named after it: hw1.ipynb."""
+    return f"{assignment}.ipynb"
+
+
 def is_hidden_file(path: Path) -> bool:
     """Hidden checks live in `*_hidden.py` files: the one rule that decides what students never get."""
     return path.stem.endswith("_hidden")
@@ -213,6 +223,7 @@ class CourseSection:
     suites: str = "suites"
     assignments: str = "."
     solutions: str = ""
+    handout: typing.Literal["py", "notebook"] = "py"  # what `kit release` gives students by default
 
 
 @dataclass(frozen=True)
@@ -240,6 +251,7 @@ class Course:
     solutions: Path | None
     due: dict[str, datetime] = field(default_factory=dict)  # kit.toml's [due]
     late: LatePolicy | None = None
+    handout: str = "py"
 
     def assignment(self, name: str) -> Assignment:
         suite_dir = self.suites / name
@@ -272,7 +284,8 @@ def load_course(root: Path) -> Course:
     section = spec.course
     course = Course(root=root, name=section.name or root.name, suites=root / section.suites,
                     assignments=root / section.assignments,
-                    solutions=root / section.solutions if section.solutions else None, due=spec.due, late=spec.late)
+                    solutions=root / section.solutions if section.solutions else None, due=spec.due, late=spec.late,
+                    handout=section.handout)
     if spec.due:
         known = course.names()
         for name in spec.due:

@@ -208,7 +208,7 @@ class KitSession:
     def report(self) -> Report:
         problems = self.problems()
         checks = [apply_problems(r, problems) for r in self.results]
-        notes = list(self.notes)
+        notes = list(self.notes) + (self.runner.notes if self.runner else [])
         not_run = sum(1 for c in checks if c.reason == NO_CUDA)
         if not_run:
             notes.append(Note(GPU, f"{not_run} GPU check(s) not run: no CUDA device"))
@@ -231,10 +231,10 @@ class KitSession:
         """component -> why it scores zero ("*" for every component)."""
         found: dict[str, list[str]] = {}
         runner = self.runner
-        scanned = [runner.filename, *(file for file, _ in runner.imported)] if runner else []
+        scanned = [runner.request.student_file.name, *(file for file, _ in runner.imported)] if runner else []
         folder = runner.request.student_file.parent if runner else self.submission
         for hit in scan_files(folder, scanned, self.assignment.all_forbidden()):
-            where = f"{hit.name} ({hit.file}, line {hit.line}: {hit.spelled})"
+            where = f"{hit.name} ({runner.locate(hit.file, hit.line)}: {hit.spelled})"
             found.setdefault(hit.component or "*", []).append(where)
         for component, names in self.runtime_hits.items():
             for name in dict.fromkeys(names):
