@@ -13,6 +13,7 @@ from kit.grader.report import ERROR, FAILED, PASSED, SKIPPED, UNUSABLE, Report
 
 MARK = {PASSED: "✓", FAILED: "✗", ERROR: "!", SKIPPED: "–"}
 
+
 def report_html(report: Report, *, title: str, verbose: bool = False, warnings: tuple[str, ...] = ()) -> str:
     """The report as one HTML fragment (a notebook cell's output), `warnings` shown above it."""
     checks = []
