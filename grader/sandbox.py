@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import platform
 import shutil
 import signal
 import stat
@@ -37,24 +38,30 @@ SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd", "group", "nsswitch.conf",
              "alternatives")
 
-# Runs first inside the sandbox, then becomes the child (exec): drops root, takes a user
-# namespace of its own so the process limit counts this sandbox's processes only, sets
-# that limit, and starts the real command. Plain `python -c` so it needs nothing mounted.
+# The keyctl system call, by machine (the C library has no wrapper); elsewhere the keyring is not replaced.
+KEYCTL_SYSCALL = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "ppc64le": 271, "s390x": 280}.get(platform.machine())
+FORK_HELPERS = 2  # a forked child's keeper and init (kit.grader.child.zygote) count against its process limit
+
+# Runs first inside the sandbox, then becomes the child (exec): joins a session keyring of its
+# own (not the grader's; before dropping root, so out of the reach of nobody's key quota),
+# drops root, takes a user namespace of its own so the process limit counts this sandbox's
+# processes only, sets that limit (unless told -1), and starts the real command. Plain
+# `python -c` so it needs nothing mounted.
 TRAMPOLINE = """\
-import os, resource, sys
-nproc, nproc_own_ns, uid = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+import ctypes, os, resource, sys
+nproc, nproc_own_ns, uid, keyctl = (int(a) for a in sys.argv[1:5])
+libc = ctypes.CDLL(None, use_errno=True)
+if keyctl >= 0:
+    libc.syscall(keyctl, 1, None)
 if uid >= 0:
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
-    try:
-        import ctypes
-        if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) == 0:
-            nproc = nproc_own_ns
-    except Exception:
-        pass
-resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-os.execv(sys.argv[4], sys.argv[4:])
+    if libc.unshare(0x10000000) == 0:
+        nproc = nproc_own_ns
+if nproc >= 0:
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+os.execv(sys.argv[5], sys.argv[5:])
 """
 
 
@@ -83,9 +90,10 @@ NAMESPACES = ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"
 
 
 def candidate_modes(euid: int, features: frozenset[str]) -> list[Mode]:
-    if euid == 0:
-        return [Mode("root-drop", NAMESPACES + ("--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"), NOBODY),
-                Mode("root", NAMESPACES)]
+    if euid == 0:  # bwrap keeps every capability of a root caller unless told to drop them
+        return [Mode("root-drop", NAMESPACES + ("--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add",
+                                                "CAP_SETGID"), NOBODY),
+                Mode("root", NAMESPACES + ("--cap-drop", "ALL"))]
     userns = ("--unshare-user",) + (("--disable-userns",) if "--disable-userns" in features else ())
     return [Mode("user", NAMESPACES + userns, own_userns=True), Mode("user-setuid", NAMESPACES)]
 
@@ -362,18 +370,30 @@ class BwrapLauncher(PlainLauncher):
             ro.append((shown, shown))
         if self.mode.drop_uid is not None:
             ro = [(readable_copy(src, staging), dest) for src, dest in ro]
-        return self.bwrap_args(scratch, ro) + self.trampoline(argv)
+        zygote = command.student_file is None  # a fork server (see ChildCommand)
+        return self.bwrap_args(scratch, ro, zygote=zygote) + self.trampoline(argv, zygote=zygote)
 
-    def trampoline(self, argv: list[str]) -> list[str]:
-        own, uid = self.max_processes, self.mode.drop_uid
+    def trampoline(self, argv: list[str], *, zygote: bool = False) -> list[str]:
+        # A fork server stays the grader's user (root: then its children's uid differs from its own);
+        # its process limit leaves room for itself and each child's keeper and init.
+        uid = None if zygote else self.mode.drop_uid
+        own = self.max_processes + (1 + FORK_HELPERS if zygote else 0)
         if self.mode.own_userns:
             shared = own
+        elif zygote and self.mode.drop_uid is not None:
+            shared = -1  # root: each child sets its own limit after switching to nobody
         else:  # the limit counts every process of that uid on the machine
             shared = tasks_of(uid if uid is not None else os.getuid()) + own
-        return [argv[0], "-P", "-s", "-c", TRAMPOLINE, str(shared), str(own),
-                str(uid if uid is not None else -1), *argv]
+        return [argv[0], "-P", "-s", "-c", TRAMPOLINE, str(shared), str(own), str(uid if uid is not None else -1),
+                str(KEYCTL_SYSCALL if KEYCTL_SYSCALL is not None else -1), *argv]
 
-    def bwrap_args(self, scratch: str, ro_binds: list[tuple[str, str]]) -> list[str]:
+    def fork_isolation(self) -> dict:
+        """How a fork server in this sandbox walls off each child (kit.grader.child.zygote.Isolation)."""
+        return {"uid": self.mode.drop_uid, "nproc": self.max_processes + FORK_HELPERS, "keyctl": KEYCTL_SYSCALL}
+
+    def bwrap_args(self, scratch: str, ro_binds: list[tuple[str, str]], *, zygote: bool = False) -> list[str]:
+        # a fork server makes a user namespace per child: it must be allowed to (it runs no student code)
+        flags = [f for f in self.mode.flags if not (zygote and f == "--disable-userns")]
         m = Mounts(self.features)
         for d in SYSTEM_DIRS:
             if os.path.islink(d):
@@ -401,7 +421,7 @@ class BwrapLauncher(PlainLauncher):
             m.add("--bind", scratch, src=scratch)
         for src, dest in sorted(ro_binds, key=lambda b: len(b[1])):
             m.add("--ro-bind", dest, src=src)
-        return [self.bwrap, *self.mode.flags, "--die-with-parent", "--new-session", *m.args,
+        return [self.bwrap, *flags, "--die-with-parent", "--new-session", *m.args,
                 "--remount-ro", "/proc", "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", scratch,
                 "--setenv", "HOME", scratch, "--setenv", "TMPDIR", scratch, "--"]
 

@@ -1,28 +1,41 @@
-"""The fork server: forking after `import torch` is safe, and every forked child starts clean.
+"""The fork server: forking after `import torch` is safe, every forked child starts clean, and no
+child can reach the zygote or leave anything for the next one.
 
 Same verdicts with and without it: tests/test_submissions.py (every wrong submission),
 tests/test_sandbox.py (every red-team case, one zygote shared by all), tests/test_grade.py
-(a class graded both ways).
+(a class graded both ways). Here: the red-team cases that go for the fork server itself
+(tests/redteam/limit_fork_server, stop_fork_server, kill_parent, ipc_leave), each followed by
+a child that looks at what it was given and by a correct victim, through the same fork server.
 """
 from __future__ import annotations
 
 import os
+import resource
+import shutil
 import socket
 import subprocess
 import sys
 import threading
+import tomllib
 
 import pytest
 
+from kit.grader import sandbox
 from kit.grader.child import zygote as child_zygote
 from kit.grader.course import load_assignment
 from kit.grader.forkserver import ForkLauncher, submission_files
 from kit.grader.launch import CHILD_PACKAGE, Limits, child_env
+from kit.grader.report import PASSED, SKIPPED
 from kit.grader.runner import open_runner
 from kit.grader.sandbox import make_launcher
-from tests.conftest import ROOT
+from tests.conftest import ROOT, grade
 
 HW1 = ROOT / "grader" / "suites" / "hw1"
+REDTEAM = ROOT / "tests" / "redteam"
+SOLUTION = ROOT / "solutions" / "hw1"
+PROBE = sandbox.probe()
+needs_bwrap = pytest.mark.skipif(
+    not PROBE.ok, reason=f"no sandbox here: {PROBE.reason}; CI installs it (apt-get install -y bubblewrap)")
 
 # Looks at the world it was forked into, then leaves a mess for whoever comes next: a file in
 # the scratch area, one in HOME, and a daemon in its own session.
@@ -52,6 +65,27 @@ def fork_launcher():
     launcher.close()
 
 
+@pytest.fixture(scope="module")
+def hw1():
+    return load_assignment(HW1)
+
+
+@pytest.fixture(scope="module")
+def fresh(hw1):
+    """The sandboxed launcher `kit grade` wraps: a freshly started child per submission."""
+    if not PROBE.ok:
+        pytest.skip(f"no sandbox here: {PROBE.reason}")
+    return make_launcher(Limits(check_timeout=hw1.check_timeout, time_budget=hw1.time_budget), require=True)
+
+
+@pytest.fixture(scope="module")
+def forked(fresh):
+    """One sandboxed fork server shared by the attacks and victims of this module, as a worker shares it."""
+    launcher = ForkLauncher(fresh)
+    yield launcher
+    launcher.close()
+
+
 def call(runner, name: str):
     """Run `student.<name>()` in the child and fetch what it returns."""
     reply = runner.request_batch({"reset": True, "seed": 0, "forbidden": [], "fetch": [3], "ops": [
@@ -64,7 +98,7 @@ def call(runner, name: str):
 def test_the_zygote_refuses_to_fork_with_a_second_thread(tmp_path):
     """A thread pool would be copied without its threads: forking then can deadlock the child."""
     ours, theirs = socket.socketpair()
-    zygote = child_zygote.Zygote(theirs, str(tmp_path), None, own_pid_namespace=False)
+    zygote = child_zygote.Zygote(theirs, str(tmp_path), None, None)
     release = threading.Event()
     helper = threading.Thread(target=release.wait)
     helper.start()
@@ -81,6 +115,24 @@ def test_the_zygote_refuses_to_fork_with_a_second_thread(tmp_path):
     for fd in (r, w):  # the zygote closed the child's ends it was given
         with pytest.raises(OSError):
             os.fstat(fd)
+
+
+def test_the_zygote_refuses_to_fork_once_its_own_limits_changed(tmp_path):
+    """Defence in depth behind the walls: a zygote whose limits, priority or CPUs changed forks no more."""
+    ours, theirs = socket.socketpair()
+    zygote = child_zygote.Zygote(theirs, str(tmp_path), None, None)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft - 1, hard))
+    r, w = os.pipe()
+    try:
+        reply = zygote.spawn({"forbidden": []}, [r, w])
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        ours.close()
+        theirs.close()
+    assert reply == {"error": "the fork server's own RLIMIT_NOFILE changed since it started"}
+    assert zygote.pid is None
+    assert zygote.refusal() is None or "threads" in zygote.refusal()  # as it was, it would fork again
 
 
 def test_importing_torch_starts_no_thread_with_the_child_environment():
@@ -115,27 +167,135 @@ def test_each_forked_child_starts_clean(fork_launcher, tmp_path):
     assert seen_after["others"] == [], seen_after  # nothing left in the scratch area
     assert seen_after["home_files"] == [".output", "submission"], seen_after
     assert not seen_after["first"]
-    if fork_launcher.sandboxed:  # its own pid namespace: bwrap (1), the zygote, and this child only
-        assert len(seen_after["pids"]) == 3, seen_after["pids"]
+    if fork_launcher.sandboxed:  # in the sandbox: bwrap (1), the zygote, and this child's keeper, init and self
+        assert len(seen_after["pids"]) == 5, seen_after["pids"]
 
 
-def test_a_child_that_kills_the_zygote_costs_only_itself(fork_launcher, tmp_path):
-    assignment = load_assignment(HW1)
-    folder = tmp_path / "killer"
-    folder.mkdir()
-    (folder / "my_linear.py").write_text("import os, signal\n\ndef kill_parent():\n"
-                                         "    os.kill(os.getppid(), signal.SIGKILL)\n    return 1\n\n"
-                                         "def ok():\n    return 2\n")
-    runner = open_runner(assignment, folder, fork_launcher)
+def expected_of(case: str) -> dict:
+    return tomllib.loads((REDTEAM / case / "expected.toml").read_text())
+
+
+def assert_expected(case: str, report) -> None:
+    expected = expected_of(case)
+    failing = sorted(c.id for c in report.checks if c.status not in (PASSED, SKIPPED))
+    summary = "\n".join(f"{c.id}: {c.status} {c.message[:300]}" for c in report.checks if c.status != PASSED)
+    assert failing == sorted(expected["failing"]) and report.score == expected["score"], summary
+
+
+def assert_victim_keeps_full_marks(hw1, launcher) -> None:
+    report = grade(hw1, SOLUTION, launcher=launcher)
+    assert report.score == report.max_score == 20.0, [(c.id, c.message[:200]) for c in report.checks
+                                                      if c.status not in (PASSED, SKIPPED)]
+
+
+def reached(results: dict) -> list[str]:
+    """The attacks that worked; the only process a forked child can name besides itself is its own
+    init (pid 1 of its own pid namespace), and renicing its own user touches only its own processes."""
+    done = sorted(what for what, outcome in results.items() if outcome == "done")
+    assert done and all(what.endswith(" 1") or what == "renice my user" for what in done), done
+    return done
+
+
+@needs_bwrap
+def test_a_child_cannot_limit_renice_pin_or_stop_the_zygote(hw1, forked, tmp_path):
+    attackers = {}
+    for case in ("limit_fork_server", "stop_fork_server"):
+        attackers[case] = tmp_path / case
+        shutil.copytree(REDTEAM / case, attackers[case])
+    runner = open_runner(hw1, attackers["limit_fork_server"], forked)
     try:
-        assert call(runner, "kill_parent") == 1
+        before = call(runner, "look")
+        zygote = forked.zygote
+        reached(call(runner, "attack"))
     finally:
         runner.close()
-    runner = open_runner(assignment, folder, fork_launcher)  # a new zygote serves the next one
+    runner = open_runner(hw1, attackers["stop_fork_server"], forked)
     try:
-        assert call(runner, "ok") == 2
+        reached(call(runner, "attack"))
     finally:
         runner.close()
+    for case, folder in attackers.items():
+        assert_expected(case, grade(hw1, folder, launcher=forked))
+    runner = open_runner(hw1, attackers["limit_fork_server"], forked)
+    try:
+        assert call(runner, "look") == before  # the same priority, limits, CPUs and scheduling as before
+    finally:
+        runner.close()
+    assert forked.zygote is zygote and zygote.alive  # never stopped or replaced: it served them all
+    assert_victim_keeps_full_marks(hw1, forked)
+
+
+@needs_bwrap
+def test_a_child_cannot_kill_the_zygote(hw1, forked):
+    """kill_parent: SIGKILL to its parent, pid 1, everyone (kill(-1)) and its process group."""
+    assert_victim_keeps_full_marks(hw1, forked)
+    zygote = forked.zygote
+    assert_expected("kill_parent", grade(hw1, REDTEAM / "kill_parent", launcher=forked))
+    assert forked.zygote is zygote and zygote.alive
+    assert_victim_keeps_full_marks(hw1, forked)
+
+
+@needs_bwrap
+def test_nothing_a_child_leaves_reaches_the_next(hw1, forked, tmp_path):
+    """System V shared memory, message queues and semaphores, POSIX message queues, keyrings."""
+    leaver = tmp_path / "leaver"
+    shutil.copytree(REDTEAM / "ipc_leave", leaver)
+    runner = open_runner(hw1, leaver, forked)
+    try:
+        assert call(runner, "look") == []
+        call(runner, "leave")
+        left = call(runner, "look")
+    finally:
+        runner.close()
+    assert len(left) >= 5, left  # what it left, as its own process sees it: the test can fail
+    runner = open_runner(hw1, leaver, forked)
+    try:
+        assert call(runner, "look") == []
+    finally:
+        runner.close()
+    assert_expected("ipc_leave", grade(hw1, leaver, launcher=forked))
+    assert_expected("ipc_leave", grade(hw1, leaver, launcher=forked))  # it looks first: nothing from the last one
+    assert_victim_keeps_full_marks(hw1, forked)
+
+
+def test_where_children_cannot_be_walled_off_they_are_started_afresh(hw1, tmp_path):
+    """A zygote that cannot give its children their own namespaces is not used: the grades stay the same."""
+    if not PROBE.ok:
+        pytest.skip(f"no sandbox here: {PROBE.reason}")
+
+    class Unwallable(sandbox.BwrapLauncher):
+        def fork_isolation(self) -> dict:  # a process limit no child may be given
+            return {**super().fork_isolation(), "nproc": resource.RLIM_INFINITY - 1}
+
+    launcher = ForkLauncher(Unwallable(Limits(check_timeout=hw1.check_timeout, time_budget=hw1.time_budget)))
+    try:
+        report = grade(hw1, SOLUTION, launcher=launcher, keyword="forward and not leading and not cuda")
+        assert "cannot wall its children off" in launcher.unavailable
+        assert launcher.zygote is None
+    finally:
+        launcher.close()
+    assert [(c.id, c.status) for c in report.checks] == [("forward", PASSED)]
+
+
+def test_an_empty_file_is_sent_like_any_other(hw1, tmp_path):
+    """An honest submission with a package whose __init__.py is empty: the same grades either way."""
+    folder = tmp_path / "alice"
+    (folder / "mathutils").mkdir(parents=True)
+    (folder / "mathutils" / "__init__.py").write_bytes(b"")
+    (folder / "notes.txt").write_bytes(b"")
+    (folder / "my_linear.py").write_text("import mathutils  # noqa: F401\n" + (SOLUTION / "my_linear.py").read_text())
+    assert submission_files(folder / "my_linear.py", [str(CHILD_PACKAGE)])["mathutils/__init__.py"] == b""
+    base = make_launcher(Limits(check_timeout=hw1.check_timeout, time_budget=hw1.time_budget), require=False)
+    forked = ForkLauncher(base)
+    try:
+        through_fork = grade(hw1, folder, launcher=forked)
+        assert forked.zygote is not None  # it was forked, not started afresh
+    finally:
+        forked.close()
+    fresh = grade(hw1, folder, launcher=base)
+    assert through_fork.score == fresh.score == 20.0
+    assert [(c.id, c.status, c.message) for c in through_fork.checks] == \
+           [(c.id, c.status, c.message) for c in fresh.checks]
 
 
 def test_a_submission_is_sent_as_the_sandbox_would_show_it(tmp_path):
