@@ -258,6 +258,59 @@ def test_nothing_a_child_leaves_reaches_the_next(hw1, forked, tmp_path):
     assert_victim_keeps_full_marks(hw1, forked)
 
 
+def processes_below(pid: int) -> list[dict]:
+    """Every process under `pid` (read from /proc here): its parent, uid, capabilities, command line."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as f:
+                status = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read().split(b"\0")
+        except OSError:
+            continue
+        caps = 0
+        for key in ("CapEff", "CapPrm", "CapAmb"):
+            caps |= int(status[key], 16)
+        table[int(entry)] = {"pid": int(entry), "ppid": int(status["PPid"]), "uid": int(status["Uid"].split()[0]),
+                             "caps": caps, "bwrap": cmdline[0].endswith(b"bwrap"), "zygote": b"--zygote" in cmdline}
+    below, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [info for info in table.values() if info["ppid"] == parent]
+        below += children
+        frontier += [info["pid"] for info in children]
+    return below
+
+
+@needs_bwrap
+@pytest.mark.parametrize("how", ["fresh child", "fork server"])
+def test_student_code_runs_without_capabilities_and_as_nobody_under_root(hw1, fresh, forked, how):
+    """And a root grader's zygote keeps root with CAP_SETUID and CAP_SETGID only: another uid than its children."""
+    launcher = fresh if how == "fresh child" else forked
+    runner = open_runner(hw1, SOLUTION, launcher)
+    try:
+        runner.request_batch({"reset": True, "seed": 0, "forbidden": [], "ops": [], "fetch": []})
+        sandbox_process = forked.zygote.process if how == "fork server" else runner.child
+        below = processes_below(sandbox_process.proc.pid)
+    finally:
+        runner.close()
+    bwraps = {p["pid"] for p in below if p["bwrap"]}
+    zygotes = [p for p in below if p["zygote"] and not p["bwrap"] and p["ppid"] in bwraps]
+    students = [p for p in below if not p["bwrap"] and p not in zygotes]
+    assert students and all(p["caps"] == 0 for p in students), students
+    if fresh.mode.drop_uid is not None:
+        assert {p["uid"] for p in students} == {fresh.mode.drop_uid}, students
+    if how == "fork server":
+        (zygote,) = zygotes
+        assert zygote["caps"] & ~0xC0 == 0, hex(zygote["caps"])  # at most CAP_SETGID (6) and CAP_SETUID (7)
+        assert len(students) == 3  # the child's keeper, its init and the child itself
+        if fresh.mode.drop_uid is not None:
+            assert zygote["uid"] == 0
+
+
 def test_where_children_cannot_be_walled_off_they_are_started_afresh(hw1, tmp_path):
     """A zygote that cannot give its children their own namespaces is not used: the grades stay the same."""
     if not PROBE.ok:
