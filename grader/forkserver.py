@@ -5,9 +5,9 @@ hundreds of times. `ForkLauncher` instead keeps one zygote (the child package wi
 `--zygote`, started by the launcher it wraps, so inside the same bubblewrap sandbox) and asks
 it to fork a child per submission. The child reads the submission's files from its own pipe,
 so neither the zygote nor a later child ever holds them. In a sandbox each child gets a user,
-pid and IPC namespace and a session keyring of its own (and, when the grader is root, another
-uid than the zygote's), so it can neither reach the zygote nor leave anything for the next
-child; see kit.grader.child.zygote. Anything the fork server cannot do (too many files, a
+pid and IPC namespace of its own (and, when the grader is root, another uid than the
+zygote's), so it can neither reach the zygote nor leave anything for the next child; see
+kit.grader.child.zygote. Anything the fork server cannot do (too many files, a
 zygote that refuses or dies, a machine where children cannot be walled off) falls back to a
 freshly started child: slower, never different.
 """

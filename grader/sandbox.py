@@ -20,6 +20,7 @@ import platform
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import sysconfig
@@ -38,21 +39,39 @@ SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd", "group", "nsswitch.conf",
              "alternatives")
 
-# The keyctl system call, by machine (the C library has no wrapper); elsewhere the keyring is not replaced.
-KEYCTL_SYSCALL = {"x86_64": 250, "aarch64": 219, "riscv64": 219, "ppc64le": 271, "s390x": 280}.get(platform.machine())
 FORK_HELPERS = 2  # a forked child's keeper and init (kit.grader.child.zygote) count against its process limit
 
-# Runs first inside the sandbox, then becomes the child (exec): joins a session keyring of its
-# own (not the grader's; before dropping root, so out of the reach of nobody's key quota),
-# drops root, takes a user namespace of its own so the process limit counts this sandbox's
-# processes only, sets that limit (unless told -1), and starts the real command. Plain
-# `python -c` so it needs nothing mounted.
+# No child needs the kernel's keyrings, and with them one could leave a key for the next, or
+# (under a non-root grader, whose uid it shares) write into the grader's own user keyring. A
+# seccomp filter refuses add_key, request_key and keyctl (EPERM), and kills a process that
+# makes system calls of another architecture (i386 or x32 on x86_64) or of unknown number
+# ranges. Per machine: the audit architecture and the three calls' numbers.
+KEY_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250)), "aarch64": (0xC00000B7, (217, 218, 219))}
+
+
+def seccomp_filter(machine: str = platform.machine()) -> bytes:
+    """The classic BPF program (struct sock_filter[]) described above; empty where the numbers are unknown."""
+    if machine not in KEY_SYSCALLS:
+        return b""
+    arch, (add_key, request_key, keyctl) = KEY_SYSCALLS[machine]
+    load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
+    kill, allow, eperm = 0x80000000, 0x7FFF0000, 0x00050001  # SECCOMP_RET_KILL_PROCESS, _ALLOW, _ERRNO|EPERM
+    program = [(load, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, kill),  # seccomp_data.arch
+               (load, 0, 0, 0), (jge, 4, 0, 0x40000000),  # seccomp_data.nr; x32 calls have bit 30 set
+               (jeq, 3, 0, add_key), (jeq, 2, 0, request_key), (jeq, 1, 0, keyctl),
+               (ret, 0, 0, allow), (ret, 0, 0, eperm)]
+    return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
+
+
+# Runs first inside the sandbox, then becomes the child (exec): drops root, takes a user
+# namespace of its own so the process limit counts this sandbox's processes only, sets that
+# limit (unless told -1), installs the seccomp filter (hex; bwrap has set no_new_privs), and
+# starts the real command. Plain `python -c` so it needs nothing mounted.
 TRAMPOLINE = """\
 import ctypes, os, resource, sys
-nproc, nproc_own_ns, uid, keyctl = (int(a) for a in sys.argv[1:5])
+nproc, nproc_own_ns, uid = (int(a) for a in sys.argv[1:4])
+program = bytes.fromhex(sys.argv[4])
 libc = ctypes.CDLL(None, use_errno=True)
-if keyctl >= 0:
-    libc.syscall(keyctl, 1, None)
 if uid >= 0:
     os.setgroups([])
     os.setresgid(uid, uid, uid)
@@ -61,6 +80,11 @@ if uid >= 0:
         nproc = nproc_own_ns
 if nproc >= 0:
     resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+if program:
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+    if libc.prctl(22, 2, ctypes.byref(Program(len(program) // 8, program)), 0, 0) != 0:
+        sys.exit("kit: cannot install the seccomp filter: " + os.strerror(ctypes.get_errno()))
 os.execv(sys.argv[5], sys.argv[5:])
 """
 
@@ -385,11 +409,11 @@ class BwrapLauncher(PlainLauncher):
         else:  # the limit counts every process of that uid on the machine
             shared = tasks_of(uid if uid is not None else os.getuid()) + own
         return [argv[0], "-P", "-s", "-c", TRAMPOLINE, str(shared), str(own), str(uid if uid is not None else -1),
-                str(KEYCTL_SYSCALL if KEYCTL_SYSCALL is not None else -1), *argv]
+                seccomp_filter().hex(), *argv]
 
     def fork_isolation(self) -> dict:
         """How a fork server in this sandbox walls off each child (kit.grader.child.zygote.Isolation)."""
-        return {"uid": self.mode.drop_uid, "nproc": self.max_processes + FORK_HELPERS, "keyctl": KEYCTL_SYSCALL}
+        return {"uid": self.mode.drop_uid, "nproc": self.max_processes + FORK_HELPERS}
 
     def bwrap_args(self, scratch: str, ro_binds: list[tuple[str, str]], *, zygote: bool = False) -> list[str]:
         # a fork server makes a user namespace per child: it must be allowed to (it runs no student code)

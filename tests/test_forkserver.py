@@ -9,6 +9,7 @@ a child that looks at what it was given and by a correct victim, through the sam
 """
 from __future__ import annotations
 
+import errno
 import os
 import resource
 import shutil
@@ -309,6 +310,36 @@ def test_student_code_runs_without_capabilities_and_as_nobody_under_root(hw1, fr
         assert len(students) == 3  # the child's keeper, its init and the child itself
         if fresh.mode.drop_uid is not None:
             assert zygote["uid"] == 0
+
+
+KEYS = """
+import ctypes, os, platform
+
+def keys():
+    add_key, keyctl = {"x86_64": (248, 250), "aarch64": (217, 219)}[platform.machine()]
+    libc = ctypes.CDLL(None, use_errno=True)
+    outcomes = {}
+    for what, call in [("session keyring", lambda: libc.syscall(keyctl, 0, -3, 1)),  # KEYCTL_GET_KEYRING_ID
+                       ("new session keyring", lambda: libc.syscall(keyctl, 1, None)),  # KEYCTL_JOIN_SESSION_KEYRING
+                       ("a key", lambda: libc.syscall(add_key, b"user", b"kit", b"x", 1, -4))]:
+        outcomes[what] = os.strerror(ctypes.get_errno()) if call() < 0 else "done"
+    return outcomes
+"""
+
+
+@needs_bwrap
+@pytest.mark.parametrize("how", ["fresh child", "fork server"])
+def test_no_child_gets_a_kernel_keyring(hw1, fresh, forked, how, tmp_path):
+    """A key could be left for the next student, or (non-root grader) put in the grader's own user keyring."""
+    if not sandbox.seccomp_filter():
+        pytest.skip("no seccomp filter for this machine's system call numbers")
+    (tmp_path / "my_linear.py").write_text(KEYS)
+    runner = open_runner(hw1, tmp_path, fresh if how == "fresh child" else forked)
+    try:
+        assert call(runner, "keys") == dict.fromkeys(["session keyring", "new session keyring", "a key"],
+                                                     os.strerror(errno.EPERM))
+    finally:
+        runner.close()
 
 
 def test_where_children_cannot_be_walled_off_they_are_started_afresh(hw1, tmp_path):

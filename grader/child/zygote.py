@@ -6,12 +6,12 @@ from the zygote and from the children before and after it, as a freshly started 
 
 - The zygote forks a *keeper* per submission. The keeper switches to the child's uid (when the
   zygote is root: then the child's uid differs from the zygote's), unshares a user, pid and IPC
-  namespace, joins a session keyring of its own, sets the process limit of the new user
-  namespace and drops every capability. It then forks an init (pid 1 of the new pid namespace,
-  which reaps orphans) and the child itself (pid 2), which reads the submission from its own
-  pipe and serves the grader. A child can name no process outside its pid namespace, so it
-  cannot signal, renice, limit or trace its keeper or the zygote; the IPC objects and keys it
-  makes vanish with its namespaces, and a user keyring is per user namespace.
+  namespace, sets the process limit of the new user namespace and drops every capability. It
+  then forks an init (pid 1 of the new pid namespace, which reaps orphans) and the child itself
+  (pid 2), which reads the submission from its own pipe and serves the grader. A child can name
+  no process outside its pid namespace, so it cannot signal, renice, limit or trace its keeper
+  or the zygote; the IPC objects it makes vanish with its namespaces (and the sandbox refuses
+  every child the kernel's keyrings).
 - When the child ends, or the zygote closes the keeper's stop pipe, the keeper kills the
   child's init (the kernel then kills everything in that pid namespace), empties the scratch
   area, and exits the way the child did.
@@ -118,7 +118,6 @@ def signal_name(number: int) -> str:
 
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWIPC = 0x10000000, 0x20000000, 0x08000000
 PR_SET_PDEATHSIG, PR_SET_DUMPABLE = 1, 4
-KEYCTL_JOIN_SESSION_KEYRING = 1
 CAPABILITY_VERSION_3 = 0x20080522
 
 
@@ -128,7 +127,6 @@ class Isolation:
 
     uid: int | None  # the uid a child runs as when the zygote is root; None: the zygote's own
     nproc: int  # RLIMIT_NPROC of each child's user namespace (its keeper and init count too)
-    keyctl: int | None  # the keyctl system call's number here, to join a new session keyring; None: unknown
 
     @classmethod
     def parse(cls, text: str) -> Isolation:
@@ -179,8 +177,6 @@ def drop_capabilities() -> None:
 def wall_off(isolation: Isolation) -> None:
     """Make this process (a keeper) and what it forks next a world of their own; OSError if it cannot."""
     libc = _libc()
-    if isolation.keyctl is not None:  # as the zygote's user, before any switch (root has the larger key quota)
-        libc.syscall(isolation.keyctl, KEYCTL_JOIN_SESSION_KEYRING, None)
     if isolation.uid is not None:
         os.setgroups([])
         os.setresgid(isolation.uid, isolation.uid, isolation.uid)
