@@ -360,7 +360,7 @@ def keep(rfd: int, wfd: int, stop: int, report: int, scratch_root: str, helpers_
             if init == 0:
                 be_init()
         child = os.fork()
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: a process limit it may not set
         os.write(report, str(exc).encode()[:1000])
         raise
     if child == 0:
@@ -375,11 +375,12 @@ def keep(rfd: int, wfd: int, stop: int, report: int, scratch_root: str, helpers_
     select.select([ended, stop], [], [])  # the child ended, or the zygote says to end it (or is gone)
     if init is not None:
         os.kill(init, signal.SIGKILL)  # the kernel kills every process of the pid namespace with it
-    else:
-        try:
-            os.killpg(child, signal.SIGKILL)
-        except OSError:
-            pass
+    else:  # its session, and the child itself should it not have made one yet
+        for kill in (os.killpg, os.kill):
+            try:
+                kill(child, signal.SIGKILL)
+            except OSError:
+                pass
     _, status = os.waitpid(child, 0)
     if init is not None:
         os.waitpid(init, 0)
