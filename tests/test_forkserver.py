@@ -342,10 +342,9 @@ def test_no_child_gets_a_kernel_keyring(hw1, fresh, forked, how, tmp_path):
         runner.close()
 
 
+@needs_bwrap
 def test_where_children_cannot_be_walled_off_they_are_started_afresh(hw1, tmp_path):
     """A zygote that cannot give its children their own namespaces is not used: the grades stay the same."""
-    if not PROBE.ok:
-        pytest.skip(f"no sandbox here: {PROBE.reason}")
 
     class Unwallable(sandbox.BwrapLauncher):
         def fork_isolation(self) -> dict:  # a process limit no child may be given
