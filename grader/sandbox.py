@@ -440,8 +440,9 @@ class BwrapLauncher(PlainLauncher):
             perms = ["--perms", "0777"] if "--perms" in self.features else []
             m.add("--tmpfs", scratch, *perms, "--size", str(self.scratch_mb << 20))
         else:
-            if self.mode.drop_uid is not None:
-                os.chown(scratch, self.mode.drop_uid, self.mode.drop_uid)
+            if self.mode.drop_uid is not None:  # a root fork server (its group) must still see what is in it
+                os.chown(scratch, self.mode.drop_uid, os.getgid() if zygote else self.mode.drop_uid)
+                os.chmod(scratch, 0o750 if zygote else 0o700)
             m.add("--bind", scratch, src=scratch)
         for src, dest in sorted(ro_binds, key=lambda b: len(b[1])):
             m.add("--ro-bind", dest, src=src)

@@ -9,6 +9,7 @@ a child that looks at what it was given and by a correct victim, through the sam
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import resource
@@ -358,6 +359,21 @@ def test_where_children_cannot_be_walled_off_they_are_started_afresh(hw1, tmp_pa
     finally:
         launcher.close()
     assert [(c.id, c.status) for c in report.checks] == [("forward", PASSED)]
+
+
+@needs_bwrap
+def test_a_fork_server_works_where_bwrap_is_too_old_for_a_scratch_tmpfs(hw1):
+    """bwrap older than 0.7 (no --size): the scratch area is a folder of the grader's, bind-mounted."""
+    old = dataclasses.replace(PROBE, features=PROBE.features - {"--size"})
+    launcher = ForkLauncher(sandbox.BwrapLauncher(Limits(check_timeout=hw1.check_timeout,
+                                                         time_budget=hw1.time_budget), old))
+    try:
+        for _ in range(2):  # the second child proves the first was cleaned up after
+            report = grade(hw1, SOLUTION, launcher=launcher, keyword="forward and not leading and not cuda")
+            assert [(c.id, c.status) for c in report.checks] == [("forward", PASSED)], report.checks[0].message
+        assert launcher.unavailable is None and launcher.zygote is not None
+    finally:
+        launcher.close()
 
 
 def test_an_empty_file_is_sent_like_any_other(hw1, tmp_path):
