@@ -72,6 +72,15 @@ def other_component(guard):
 
 
 @scenario
+def honest_autocast(guard):
+    """What child.autocast does for GPU checks, on the CPU."""
+    x, w, b = operands()
+    with guard:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            (x @ w.T + b).float().sum().backward()
+
+
+@scenario
 def honest_vmap(guard):
     """torch.vmap registers its decompositions with torch.library the first time it runs: allowed."""
     x, w, b = operands()

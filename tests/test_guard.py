@@ -28,6 +28,7 @@ EXPECTED = {
     "honest_linear": "ok",
     "own_modes": "ok",
     "other_component": "ok",
+    "honest_autocast": "ok",
     "honest_vmap": "ok",
     "torch_imports_its_own": "ok",
     # every spelling of a forbidden API

@@ -15,9 +15,13 @@ caught and what is not"):
   with __torch_dispatch__) or searches memory for them.
 
 `Guard` is also the context manager around every operation the grader runs here: it puts both
-modes on, and afterwards checks that nothing of the above was removed, replaced or left running
-(`intact`); a guard found changed stays tripped for the rest of the process. Torch's own code is
-exempt while it imports one of its modules (it registers operators then). All of this runs in the
+modes on, and afterwards checks that they are still there and that no thread was left running
+(`intact`); after every batch of operations `check` makes sure that no wire, no function of the
+guard and none of its tables was replaced. A guard found changed stays tripped for good.
+
+Torch's own code is exempt while it imports one of its modules, for guard rules when its source
+names the API it calls (vmap registering decompositions), and when it pops kit's function mode to
+call its handler; each is decided from the Python stack by code object. All of this runs in the
 process it watches, so code that goes looking for kit's objects in memory can still defeat it; the
 grader's static scan (kit.grader.forbidden) flags the names such code needs.
 """
@@ -27,6 +31,7 @@ import contextlib
 import importlib
 import os
 import sys
+from operator import attrgetter, getitem, is_
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -118,6 +123,7 @@ _POP_HELPERS = tuple(f.__code__ for f in (
     torch.overrides._pop_mode, torch.overrides._pop_mode_temporarily.__wrapped__, TorchFunctionMode.__exit__,
     torch.utils._python_dispatch._pop_mode, TorchDispatchMode.__exit__, contextlib._GeneratorContextManager.__enter__))
 _getframe, _current_frames = sys._getframe, sys._current_frames
+_CODE = attrgetter("__code__")
 _NO_DISPATCH = torch._C._disabled_torch_dispatch_impl  # what torch.Tensor and nn.Parameter have
 _len_function_stack, _function_stack_at = torch._C._len_torch_function_stack, torch._C._get_function_stack_at
 _len_dispatch_stack, _dispatch_stack_at = torch._C._len_torch_dispatch_stack, torch._C._get_dispatch_stack_at
@@ -185,7 +191,7 @@ class Guard:
     # -- installing ------------------------------------------------------------------------------------
 
     def _install(self, plan: list[tuple[str, str | None]]) -> None:
-        """Wire each (name, rule) (rule None: a guard rule), then remember what `intact` checks."""
+        """Wire each (name, rule) (rule None: a guard rule), then remember what `check` compares."""
         replace: dict[int, tuple] = {}
         for name, rule in plan:
             self.known.add(name)
@@ -281,7 +287,7 @@ class Guard:
                 return
         elif rule is not None and rule not in self.enabled:
             return
-        if torch_importing(_getframe(2)):
+        if torch_importing(_getframe(2)) if rule is not None else torch_spells(_getframe(2), name):
             return
         self.hits.append(name)
         if rule is None or rule in (POP_FUNCTION, POP_DISPATCH):
@@ -326,13 +332,13 @@ class Guard:
         problem = self.intact()
         self.active = False
         self.entered_by = None
-        _restore(_len_function_stack, _function_stack_at, _pop_function_stack, self.function_mode)
         _restore(_len_dispatch_stack, _dispatch_stack_at, _pop_dispatch_stack, self.dispatch_mode)
+        _restore(_len_function_stack, _function_stack_at, _pop_function_stack, None)
         if problem is not None:
             self._tamper(problem)
 
     def intact(self) -> str | None:
-        """What of the guard was changed, removed or left running since it was set up; None if nothing."""
+        """What of the guard's modes and state was changed, or left running; None if nothing (every operation)."""
         if _len_function_stack() != 1 or _function_stack_at(0) is not self.function_mode:
             return "its torch function mode was removed or covered"
         if _len_dispatch_stack() != 1 or _dispatch_stack_at(0) is not self.dispatch_mode:
@@ -341,27 +347,34 @@ class Guard:
             return "a thread was left running"
         if self.active is not True or self.enabled is not self._enabled:
             return "its state was changed"
-        for namespace, attr, wire in self.wires:
-            if namespace.get(attr) is not wire or wire.__code__ is not WIRE_CODE:
-                return f"the tripwire on {attr} was removed"
-        for namespace, attr, value in self.sealed:
-            if namespace.get(attr) is not value:
-                return f"{attr} was replaced"
-        for function, code in self.codes:
-            if function.__code__ is not code:
-                return f"the code of {function.__qualname__} was replaced"
-        if (len(self.functions), len(self.aten), len(self.classes), len(self.wires)) != self.sizes:
-            return "its tables were changed"
         return None
 
+    def check(self) -> None:
+        """Raise ForbiddenCall if a tripwire, a function of the guard or its tables were changed since they
+        were set up (after every batch of operations, before anything is sent back: it costs ~20 µs)."""
+        if self.broken is not None:
+            self._tamper(self.broken)
+        try:  # compared by identity, in C: a replacement's __eq__ cannot answer for it
+            if False in map(is_, map(getitem, self._namespaces, self._keys), self._values):
+                self._tamper("a tripwire, or a function of kit's guard, was replaced")
+        except KeyError:
+            self._tamper("a tripwire, or a function of kit's guard, was removed")
+        if False in map(is_, map(_CODE, self._functions), self._codes):
+            self._tamper("the code of a tripwire, or of a function of kit's guard, was replaced")
+        if (len(self.functions), len(self.aten), len(self.classes), len(self.wires)) != self._sizes:
+            self._tamper("its tables were changed")
+
     def _seal(self) -> None:
-        """Remember what `intact` compares with: the guard's and its modes' methods, this module's functions."""
+        """Remember what `check` compares with: every wire, the methods of the guard and its modes, this
+        module's functions, and the guard's tables."""
         owners = (vars(Guard), vars(type(self.function_mode)), vars(type(self.dispatch_mode)), globals())
-        self.sealed = [(namespace, key, value) for namespace in owners for key, value in namespace.items()
-                       if callable(value)]
-        self.sealed += [(vars(self), key, vars(self)[key]) for key in ("functions", "aten", "classes", "wires")]
-        self.codes = [(value, value.__code__) for _, _, value in self.sealed if hasattr(value, "__code__")]
-        self.sizes = (len(self.functions), len(self.aten), len(self.classes), len(self.wires))
+        sealed = [*self.wires, *((namespace, key, value) for namespace in owners
+                                 for key, value in namespace.items() if callable(value)),
+                  *((vars(self), key, vars(self)[key]) for key in ("functions", "aten", "classes", "wires"))]
+        self._namespaces, self._keys, self._values = (tuple(column) for column in zip(*sealed))
+        self._functions = tuple(value for value in self._values if hasattr(value, "__code__"))
+        self._codes = tuple(function.__code__ for function in self._functions)
+        self._sizes = (len(self.functions), len(self.aten), len(self.classes), len(self.wires))
 
 
 def _modes(guard: Guard) -> tuple[TorchFunctionMode, TorchDispatchMode]:
@@ -401,8 +414,9 @@ def _popped_rightly(frame) -> bool:
 
 
 def _restore(length, at, pop, mine) -> None:
-    """Leave a mode stack empty: kit's mode popped properly, anything student code left there, raw."""
-    while length() > 1 or (length() == 1 and at(0) is not mine):
+    """Leave a mode stack empty: kit's dispatch mode through its __exit__ (torch keeps flags about it),
+    anything else (student code's leftovers, the function mode) raw."""
+    while length() > 1 or (length() == 1 and (mine is None or at(0) is not mine)):
         pop()
     if length() == 1:
         mine.__exit__(None, None, None)
@@ -414,6 +428,15 @@ _POPPERS = (torch.overrides.handle_torch_function.__code__, _restore.__code__)
 def _writable(cls: type) -> bool:
     """Whether the class is written in Python (its __init__ can be wired), not a C type."""
     return bool(cls.__flags__ & (1 << 9))  # Py_TPFLAGS_HEAPTYPE
+
+
+def torch_spells(frame, name: str) -> bool:
+    """Whether torch's own code calls `name` here, naming it in its source (vmap's lazy registrations, the
+    operators torch registers as it imports), rather than calling a function it was handed."""
+    while frame is not None and frame.f_code is WIRE_CODE:
+        frame = frame.f_back
+    return frame is not None and frame.f_code.co_filename.startswith(TORCH_DIR) \
+        and name.rpartition(".")[2] in frame.f_code.co_names
 
 
 def torch_importing(frame) -> bool:

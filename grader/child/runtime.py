@@ -17,7 +17,7 @@ import traceback
 
 import torch
 
-from .guard import Guard, resolve
+from .guard import ForbiddenCall, Guard, resolve
 from .wire import ChannelClosed, Ref, read_message, write_message
 
 STUDENT, HELPERS = 0, 1  # the two root handles
@@ -169,6 +169,11 @@ class Runtime:
             except BaseException as exc:  # noqa: BLE001 - NotData, or what a student's object raised when read
                 reply["error"] = error_info(exc, op=None, fetch=handle)
                 reply["values"] = []
+        try:
+            self.guard.check()
+        except ForbiddenCall as exc:  # the guard was changed: nothing this batch computed leaves
+            reply["error"] = error_info(exc, op=None)
+            reply["values"] = []
         reply["forbidden"] = list(dict.fromkeys(self.guard.hits))
         return reply
 
@@ -301,6 +306,7 @@ def serve(rfd: int, wfd: int, student_file: str, helpers_file: str | None, forbi
     try:
         with guard:
             student = load_student(student_file)
+        guard.check()
     except BaseException as exc:  # noqa: BLE001 - whatever the import raised is the student's error
         write_message(wfd, {"ready": False, "error": runtime.describe(exc, -1), "output": output.take(),
                             "forbidden": list(dict.fromkeys(guard.hits)), "cuda": False,
