@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from .course import Assignment, ConfigError, is_hidden_file, load_assignment
-from .forbidden import scan_files
+from .forbidden import describe, scan_files
 from .remote import HELPERS, STUDENT, CheckFailed, Remote
 from .report import (
     ERROR,
@@ -230,19 +230,21 @@ class KitSession:
     def forbidden_by_component(self) -> dict[str, list[str]]:
         """component -> why it scores zero ("*" for every component)."""
         found: dict[str, list[str]] = {}
+        static: set[tuple[str, str]] = set()  # (component, name) the scan found: said once, where it is
         runner = self.runner
         scanned = [runner.request.student_file.name, *(file for file, _ in runner.imported)] if runner else []
         folder = runner.request.student_file.parent if runner else self.submission
         for hit in scan_files(folder, scanned, self.assignment.all_forbidden()):
-            where = f"{hit.name} ({runner.locate(hit.file, hit.line)}: {hit.spelled})"
-            found.setdefault(hit.component or "*", []).append(where)
+            found.setdefault(hit.component or "*", []).append(
+                describe(hit.name, f"{runner.locate(hit.file, hit.line)}: {hit.spelled}"))
+            static.add((hit.component or "*", hit.name))
         for component, names in self.runtime_hits.items():
             for name in dict.fromkeys(names):
-                if not any(w.startswith(name + " ") for w in found.get(component, [])):
-                    found.setdefault(component, []).append(f"{name} (called while your code ran)")
+                if (component, name) not in static:
+                    found.setdefault(component, []).append(describe(name, "called while your code ran"))
         if runner is not None:
             for name in runner.import_hits:
-                found.setdefault("*", []).append(f"{name} (called while importing your file)")
+                found.setdefault("*", []).append(describe(name, "called while importing your file"))
         return found
 
 
