@@ -75,6 +75,12 @@ def read_regular(path: Path | str, limit: int | None = None) -> bytes:
         return f.read() if limit is None else f.read(limit)
 
 
+def within(folder: Path, rel: str) -> bool:
+    """Whether `folder/rel`, every link resolved, lies inside `folder` (a name the child sent is trusted no further)."""
+    root = os.path.realpath(folder)
+    return os.path.realpath(os.path.join(root, rel)).startswith(root + os.sep)
+
+
 def content_hash(folder: Path) -> str:
     """A fingerprint of a submission: names, link targets and bytes (handing in the same files again is
     the same submission, so nbgrader's timestamp.txt and bytecode caches are left out)."""
