@@ -19,7 +19,7 @@ from .runner import open_runner
 
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:junitxml", "-p", "no:doctest",
                "-p", "no:unraisableexception", "-p", "no:threadexception", "-p", "no:logging",
-               "--capture=sys", "--tb=native", "--import-mode=importlib", "-q", "--no-header", "-o", "addopts=",
+               "--capture=sys", "--tb=native", "-rN", "--import-mode=importlib", "-q", "--no-header", "-o", "addopts=",
                "-o", "python_files=test_*.py", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
 
 
