@@ -12,6 +12,7 @@ import io
 import os
 from pathlib import Path
 
+from .child.wire import clean_text
 from .course import Assignment
 from .launch import Launcher
 from .report import SANDBOX, Note, Report
@@ -64,7 +65,8 @@ def grade_submission(assignment: Assignment, submission: Path, *, launcher: Laun
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not session.complete:
         if code == pytest.ExitCode.NO_TESTS_COLLECTED and keyword:
             raise NotGraded(f"no check matches -k {keyword!r}")
-        raise NotGraded(f"the checks did not run to their end (pytest exit {int(code)}):\n{out.getvalue()[-3000:]}")
+        raise NotGraded(f"the checks did not run to their end (pytest exit {int(code)}):\n"
+                        + clean_text(out.getvalue()[-3000:]))
     report = session.report()
     if launcher.warning:
         report.notes.append(Note(SANDBOX, launcher.warning))

@@ -15,6 +15,7 @@ from pathlib import Path
 from . import replies
 from .child.wire import ChannelClosed, WireError, read_message, write_message
 from .course import Assignment
+from .files import special_kind
 from .launch import ChildHandle, Launcher, SpawnRequest
 
 MAX_RESTARTS = 3
@@ -157,6 +158,11 @@ def open_runner(assignment: Assignment, submission: Path, launcher: Launcher) ->
     submission = submission.resolve()
     request = SpawnRequest(submission / assignment.file, assignment.helpers_file, assignment.all_forbidden())
     runner = Runner(request, launcher)
-    if not request.student_file.is_file():
+    try:
+        kind = special_kind(request.student_file.stat().st_mode)
+    except OSError:
         runner.mark_unusable(f"{assignment.file} not found in {submission}")
+    else:
+        if kind:  # a named pipe would block the import: nothing opens it
+            runner.mark_unusable(f"{assignment.file} in {submission} is {kind}, not a regular file")
     return runner
