@@ -17,7 +17,7 @@ from typing import Protocol
 
 from .collect import read_timestamp, valid_student
 from .course import Assignment
-from .files import content_hash
+from .files import content_hash, special_kind
 from .pool import Job, Outcome
 from .report import Report
 
@@ -43,7 +43,12 @@ def find_submissions(submitted: Path, assignment: str) -> tuple[list[Submission]
         if child.name.startswith(".") or not child.is_dir():
             continue
         folder = child / assignment
+        try:
+            kind = special_kind(folder.lstat().st_mode)
+        except OSError:
+            continue  # nothing handed in for this assignment
         if not folder.is_dir():
+            skipped.append(f"{child.name}: {assignment} is {kind or 'a file'}, not a folder")
             continue
         if not valid_student(child.name):
             skipped.append(f"{child.name!r}: not a usable student id")

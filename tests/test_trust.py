@@ -496,6 +496,34 @@ def test_special_files_are_left_out_of_everything_kit_reads(tmp_path):
     assert sorted(submission_files(folder / "my_linear.py", [])) == ["my_linear.py"]
 
 
+def test_odd_hand_ins_are_named_and_never_stop_the_class(tmp_path):
+    """A hand-in that is a pipe or a file instead of a folder is named; one nested 1500 folders deep
+    (a recursive walk would raise RecursionError there, before anyone is graded) is graded."""
+    from kit.grader.batch import find_submissions
+
+    submitted = tmp_path / "submitted"
+    (submitted / "ann" / "hw1").mkdir(parents=True)
+    (submitted / "bob").mkdir()
+    os.mkfifo(submitted / "bob" / "hw1")
+    (submitted / "cy").mkdir()
+    (submitted / "cy" / "hw1").write_text("")
+    deep = submitted / "deep" / "hw1"
+    deep.mkdir(parents=True)
+    fd = os.open(deep, os.O_RDONLY)
+    try:
+        for _ in range(1500):  # relative to a folder descriptor: the whole path is too long for one call
+            os.mkdir("a", dir_fd=fd)
+            inner = os.open("a", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        os.close(os.open("x.py", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+    finally:
+        os.close(fd)
+    subs, passed_over = find_submissions(submitted, "hw1")
+    assert [s.student for s in subs] == ["ann", "deep"]
+    assert passed_over == ["bob: hw1 is a named pipe, not a folder", "cy: hw1 is a file, not a folder"]
+
+
 def test_kit_check_of_a_submission_next_to_named_pipes(tmp_path):
     folder = tmp_path / "hw1"
     hand_in("named_pipe", folder)
