@@ -173,6 +173,8 @@ class KitSession:
         status, message, reason = outcome_of(call, report)
         if status == SKIPPED and item.get_closest_marker("gpu") and not self.cuda:
             reason = NO_CUDA
+        elif status == SKIPPED:  # only that rule may take a check out of the maximum score, never a run
+            status, message = ERROR, f"{message}: a check is not run only when it needs CUDA and there is none"
         output = self.runner.take_output() if self.runner else ""
         return CheckResult(
             id=check_id(item), component=component_of(item), status=status,

@@ -438,6 +438,26 @@ def test_a_suite_that_stops_early_is_not_graded(monkeypatch, launchers):
         grade(spec, SOLUTION.parent, launcher=launchers["fork server"], keyword=keyword)
 
 
+def test_only_the_cuda_rule_takes_a_check_out_of_the_maximum(monkeypatch, launchers):
+    """A check skipped for any other reason is an error: what the child sends cannot lower max_score."""
+    from kit.grader import remote
+
+    spec = load_assignment(HW1)
+    original, calls = remote.Remote.flush, []
+
+    def skip_the_first(self, handles):  # forward_leading_dims[3d]'s only round trip
+        calls.append(handles)
+        if len(calls) == 1:
+            pytest.skip("the reply looked odd")
+        return original(self, handles)
+
+    monkeypatch.setattr(remote.Remote, "flush", skip_the_first)
+    report = grade(spec, SOLUTION.parent, launcher=launchers["fork server"], keyword="leading")
+    assert report.max_score == 2.0 and report.score == 1.0
+    assert [c.status for c in report.checks] == ["error", PASSED]
+    assert "a check is not run only when it needs CUDA" in report.checks[0].message
+
+
 def not_graded_task(suite_dir: str, submission: str, require_sandbox: bool):
     """Stands in for grade_in_worker: every submission named 'stuck' never runs to its end."""
     from kit.grader.grade import NotGraded
@@ -519,9 +539,24 @@ def test_odd_hand_ins_are_named_and_never_stop_the_class(tmp_path):
         os.close(os.open("x.py", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
     finally:
         os.close(fd)
-    subs, passed_over = find_submissions(submitted, "hw1")
+    try:
+        subs, passed_over = find_submissions(submitted, "hw1")
+    finally:
+        remove_chain(deep)  # pytest's own clean-up of old temporary folders recurses, and would fail here
     assert [s.student for s in subs] == ["ann", "deep"]
     assert passed_over == ["bob: hw1 is a named pipe, not a folder", "cy: hw1 is a file, not a folder"]
+
+
+def remove_chain(top: Path) -> None:
+    """Remove top/a/a/.../a, however deep, one level at a time (shutil.rmtree recurses)."""
+    while (top / "a").is_dir():
+        if (top / "a" / "a").is_dir():
+            os.rename(top / "a" / "a", top / "next")
+        for path in (top / "a").iterdir():
+            path.unlink()
+        os.rmdir(top / "a")
+        if (top / "next").is_dir():
+            os.rename(top / "next", top / "a")
 
 
 def test_kit_check_of_a_submission_next_to_named_pipes(tmp_path):
