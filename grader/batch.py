@@ -47,11 +47,11 @@ def find_submissions(submitted: Path, assignment: str) -> tuple[list[Submission]
             kind = special_kind(folder.lstat().st_mode)
         except OSError:
             continue  # nothing handed in for this assignment
+        if not valid_student(child.name):  # before its name is shown anywhere
+            skipped.append(f"{child.name!r}: not a usable student id")
+            continue
         if not folder.is_dir():
             skipped.append(f"{child.name}: {assignment} is {kind or 'a file'}, not a folder")
-            continue
-        if not valid_student(child.name):
-            skipped.append(f"{child.name!r}: not a usable student id")
             continue
         if child.is_symlink() or folder.is_symlink():
             skipped.append(f"{child.name}: the submission folder is a link")
