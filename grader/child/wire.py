@@ -253,7 +253,7 @@ class _Decoder:
             out = torch.empty(shape, dtype=dtype)
         else:
             data = bytearray(self.blob[start:start + size])  # a copy: the tensor owns its memory
-            if dtype == torch.bool and max(data) > 1:
+            if dtype == torch.bool and data.translate(None, b"\0\1"):  # a byte that is neither 0 nor 1
                 raise WireError("a bool tensor holds values other than 0 and 1")
             out = torch.frombuffer(data, dtype=torch.uint8).view(dtype).reshape(shape)
         if device == "cpu":
