@@ -48,10 +48,11 @@ def _error(value: Any) -> dict | None:
 
 
 def inside(path: str) -> bool:
-    """Whether `path` names a file inside the submission folder: relative, no `..`, no empty part.
+    """Whether `path` is a plain relative file name: no root, drive, `..` or empty part.
 
-    The grader reads the files the child says it imported (the forbidden-API scan): any other
-    name is dropped, so a lying child cannot make the grader read outside the submission."""
+    The grader reads the files the child says it imported (the forbidden-API scan), so any other
+    name is dropped here; where a plain name leads on disk (links) is checked before it is read
+    (kit.grader.files.within)."""
     parts = re.split(r"[/\\]", path)
     return 0 < len(path) <= 500 and ":" not in path and all(p not in ("", ".", "..") for p in parts)
 
