@@ -203,6 +203,7 @@ def test_every_attacker_gets_what_its_code_earns_and_every_victim_full_marks(gra
             after = subs[victim(i, case)]
             assert (after["score"], after["max_score"], failing(after["checks"])) == (20.0, 20.0, set()), \
                 f"{name}: the victim graded right after {case}: {failing(after['checks'])}"
+            assert not any(c["output"] for c in after["checks"]), f"{name}: {case}'s output reached its victim"
         pipe = subs[PIPE_AS_FILE]
         assert pipe["score"] == 0 and "my_linear.py in " in pipe["problems"][0]["message"]
         assert "is a named pipe, not a regular file" in pipe["problems"][0]["message"]
