@@ -12,6 +12,7 @@ import io
 import os
 from pathlib import Path
 
+from .child.wire import clean_text
 from .course import Assignment
 from .launch import Launcher
 from .report import SANDBOX, Note, Report
@@ -19,7 +20,7 @@ from .runner import open_runner
 
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:junitxml", "-p", "no:doctest",
                "-p", "no:unraisableexception", "-p", "no:threadexception", "-p", "no:logging",
-               "--capture=sys", "--tb=native", "--import-mode=importlib", "-q", "--no-header", "-o", "addopts=",
+               "--capture=sys", "--tb=native", "-rN", "--import-mode=importlib", "-q", "--no-header", "-o", "addopts=",
                "-o", "python_files=test_*.py", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
 
 
@@ -75,7 +76,8 @@ def _run_suite(assignment: Assignment, submission: Path, runner, launcher: Launc
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not session.complete:
         if code == pytest.ExitCode.NO_TESTS_COLLECTED and keyword:
             raise NotGraded(f"no check matches -k {keyword!r}")
-        raise NotGraded(f"the checks did not run to their end (pytest exit {int(code)}):\n{out.getvalue()[-3000:]}")
+        raise NotGraded(f"the checks did not run to their end (pytest exit {int(code)}):\n"
+                        + clean_text(out.getvalue()[-3000:]))
     report = session.report()
     if launcher.warning:
         report.notes.append(Note(SANDBOX, launcher.warning))

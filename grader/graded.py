@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .course import Assignment
-from .files import entries, read_regular
+from .files import entries, read_regular, special_kind
 from .notebook import (
     Module,
     Notebook,
@@ -73,8 +73,10 @@ def graded_file(assignment: Assignment, submission: Path, kit_files: list[str]) 
     py, nb = submission / assignment.file, submission / assignment.notebook
     if not os.path.lexists(nb):
         graded = GradedFile(py, assignment.file)
-        if not py.is_file():
+        if not os.path.lexists(py):
             graded.unusable = f"{assignment.file} (or {assignment.notebook}) not found in {submission}"
+        elif kind := special_kind(py.stat().st_mode if py.exists() else py.lstat().st_mode):
+            graded.unusable = f"{assignment.file} in {submission} is {kind}, not a regular file"
         return graded
     if not py.is_file():
         return from_notebook(assignment, nb, assignment.notebook, kit_files)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from .course import Assignment, ConfigError, is_hidden_file, load_assignment
+from .files import within
 from .forbidden import describe, scan_files
 from .remote import HELPERS, STUDENT, CheckFailed, Remote
 from .report import (
@@ -37,6 +38,7 @@ from .runner import ChildError, Runner, SubmissionBroken, open_runner
 
 SESSION = "kit-session"
 NO_CUDA_MESSAGE = "not run: no CUDA device"
+MAX_MESSAGE = 8_000  # characters of one check's message or one problem kept (what the child sent is in it)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -171,10 +173,12 @@ class KitSession:
         status, message, reason = outcome_of(call, report)
         if status == SKIPPED and item.get_closest_marker("gpu") and not self.cuda:
             reason = NO_CUDA
+        elif status == SKIPPED:  # only that rule may take a check out of the maximum score, never a run
+            status, message = ERROR, f"{message}: a check is not run only when it needs CUDA and there is none"
         output = self.runner.take_output() if self.runner else ""
         return CheckResult(
             id=check_id(item), component=component_of(item), status=status,
-            points=max_points if status == PASSED else 0.0, max_points=max_points, message=message,
+            points=max_points if status == PASSED else 0.0, max_points=max_points, message=kept(message),
             description=doc[0] if doc else "", hidden=item.get_closest_marker("hidden") is not None,
             gpu=item.get_closest_marker("gpu") is not None, output=output,
             duration=round(time.monotonic() - item.stash.get(_started, 0), 4), reason=reason,
@@ -219,11 +223,11 @@ class KitSession:
         """What is wrong with the whole submission or a whole component, each said once."""
         out = []
         if self.runner is not None and self.runner.unusable:
-            out.append(Problem(UNUSABLE, self.runner.unusable))
+            out.append(Problem(UNUSABLE, kept(self.runner.unusable)))
         for component, why in self.forbidden_by_component().items():
             who = "every component" if component == "*" else component
-            out.append(Problem(FORBIDDEN, f"uses a forbidden API: {'; '.join(why)}. {who} must compute this "
-                                          f"itself, so every check of {who} scores 0.",
+            out.append(Problem(FORBIDDEN, kept(f"uses a forbidden API: {'; '.join(why)}. {who} must compute this "
+                                               f"itself, so every check of {who} scores 0."),
                                None if component == "*" else component))
         return out
 
@@ -232,8 +236,8 @@ class KitSession:
         found: dict[str, list[str]] = {}
         static: set[tuple[str, str]] = set()  # (component, name) the scan found: said once, where it is
         runner = self.runner
-        scanned = [runner.request.student_file.name, *(file for file, _ in runner.imported)] if runner else []
         folder = runner.request.student_file.parent if runner else self.submission
+        scanned = [runner.filename, *(file for file, _ in runner.imported if within(folder, file))] if runner else []
         for hit in scan_files(folder, scanned, self.assignment.all_forbidden()):
             found.setdefault(hit.component or "*", []).append(
                 describe(hit.name, f"{runner.locate(hit.file, hit.line)}: {hit.spelled}"))
@@ -275,6 +279,13 @@ def validate(item: pytest.Item, assignment: Assignment) -> None:
 
 def component_of(item: pytest.Item) -> str:
     return str(item.get_closest_marker("component").args[0])
+
+
+def kept(message: str) -> str:
+    """A message cut to MAX_MESSAGE characters: a check may quote what the child sent, which can be huge."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    return message[:MAX_MESSAGE] + f"\n[... {len(message) - MAX_MESSAGE} more characters not kept]"
 
 
 def outcome_of(call: pytest.CallInfo, report: pytest.TestReport) -> tuple[str, str, str]:

@@ -18,7 +18,7 @@ import traceback
 import torch
 
 from .guard import ForbiddenCall, Guard, resolve
-from .wire import ChannelClosed, Ref, read_message, write_message
+from .wire import ChannelClosed, Ref, WireError, read_message, write_message
 
 STUDENT, HELPERS = 0, 1  # the two root handles
 MAX_OUTPUT = 20_000  # characters of student output kept per batch
@@ -318,9 +318,12 @@ def serve(rfd: int, wfd: int, student_file: str, helpers_file: str | None, forbi
                         "imported": imported_files(student_dir)})
     while True:
         try:
-            msg = read_message(rfd)
+            msg = read_message(rfd, requests=True)
         except ChannelClosed:
             return
         reply = runtime.batch(msg)
         reply["output"] = output.take()
-        write_message(wfd, reply)
+        try:
+            write_message(wfd, reply)
+        except WireError as exc:  # raised before anything is written: say why instead of dying
+            write_message(wfd, {**reply, "values": [], "error": error_info(exc, op=None)})
