@@ -513,7 +513,7 @@ def test_special_files_are_left_out_of_everything_kit_reads(tmp_path):
     folder = tmp_path / "submitted" / "ann" / "hw1"
     hand_in("named_pipe", folder)
     subs, passed_over = find_submissions(tmp_path / "submitted", "hw1")  # hashes the folder: must not block
-    assert [s.student for s in subs] == ["ann"] and subs[0].timestamp is None and passed_over == []
+    assert [s.student for s in subs] == ["ann"] and subs[0].timestamp is None and passed_over == {}
     assert sorted(submission_files(folder / "my_linear.py", [])) == ["my_linear.py"]
 
 
@@ -545,7 +545,7 @@ def test_odd_hand_ins_are_named_and_never_stop_the_class(tmp_path):
     finally:
         remove_chain(deep)  # pytest's own clean-up of old temporary folders recurses, and would fail here
     assert [s.student for s in subs] == ["ann", "deep"]
-    assert passed_over == ["bob: hw1 is a named pipe, not a folder", "cy: hw1 is a file, not a folder"]
+    assert passed_over == {"bob": "hw1 is a named pipe, not a folder", "cy": "hw1 is a file, not a folder"}
 
 
 def remove_chain(top: Path) -> None:
