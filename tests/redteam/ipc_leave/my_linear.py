@@ -3,15 +3,25 @@ and a semaphore set under a fixed key, a POSIX message queue with a message in i
 its session, user and user-session keyrings (and in every keyring /proc/keys shows it). Students
 forked by one fork server once shared all of these: a channel to hand over a solution while the
 class was graded. It first looks for what an earlier child would have left, and fails the check
-if it finds anything. The layer itself is correct (full marks); `look` reports what a child finds."""
-import ctypes
-import ctypes.util
+if it finds anything. The layer itself is correct (full marks); `look` reports what a child finds.
+
+The IPC calls run in a new interpreter the child starts (kit's guard refuses ctypes in the child itself):
+what it leaves is the kernel's, and outlives that interpreter; the walls must hold for it too."""
+import json
 import math
-import os
-import platform
+import subprocess
+import sys
 
 import torch
 from torch import nn
+
+IPC = r'''
+import ctypes
+import ctypes.util
+import json
+import os
+import platform
+import sys
 
 KEY = 0x6B697420  # "kit " as a System V IPC key
 NAME = b"/kit-redteam"  # the POSIX message queue
@@ -83,6 +93,29 @@ def leave():
     if ADD_KEY is not None:
         for ring in [*KEYRINGS.values(), *listed_keyrings()]:
             libc.syscall(ADD_KEY, b"user", DESCRIPTION, MARKER, len(MARKER), ring)
+
+
+if sys.argv[1] == "look":
+    print(json.dumps(look()))
+else:
+    leave()
+'''
+
+
+def run(what: str):
+    done = subprocess.run([sys.executable, "-I", "-c", IPC, what], capture_output=True, text=True, timeout=60)
+    if done.returncode:
+        raise RuntimeError(done.stderr[-2000:])
+    return json.loads(done.stdout) if what == "look" else None
+
+
+def look():
+    """Everything an earlier child could have left here."""
+    return run("look")
+
+
+def leave():
+    run("leave")
 
 
 class MyLinear(nn.Module):
