@@ -5,8 +5,8 @@ in MyLinear(1, ...) an error whose `op` is a string. Each reply is written by th
 `write_message`, patched for one call: the protocol is right, the fields are not. The grader
 must refuse both as unreadable (those two checks error, the child is replaced), and the suite
 must still run to its end: the rest passes, the hidden checks included."""
+import importlib
 import math
-import sys
 
 import torch
 from torch import nn
@@ -14,7 +14,7 @@ from torch import nn
 
 def forge_next_reply(edit):
     """The next reply this child sends passes through edit() first (child.runtime writes it)."""
-    runtime = sys.modules["child.runtime"]
+    runtime = importlib.import_module("child.runtime")
     original = runtime.write_message
 
     def write_message(fd, value):

@@ -6,10 +6,10 @@ would take quadratic time in the grader, after the reply's deadline had been che
 MyLinear(1, ...) answers with a list nested 100,000 levels deep. Keys are strings or small
 integers and structures are capped in depth, so both are refused at once: each costs its own
 check, and the rest of the submission is graded in time."""
+import importlib
 import json
 import math
 import os
-import sys
 
 import torch
 from torch import nn
@@ -19,12 +19,12 @@ MODULUS = 2**61 - 1
 
 def send_instead(header):
     """The next reply this child sends is replaced by a hand-made message with this JSON header."""
-    runtime = sys.modules["child.runtime"]
+    runtime = importlib.import_module("child.runtime")
     original = runtime.write_message
 
     def write_message(fd, value):
         runtime.write_message = original
-        wire = sys.modules["child.wire"]
+        wire = importlib.import_module("child.wire")
         data = wire.FRAME.pack(len(header), 0) + header
         while data:
             data = data[os.write(fd, data):]

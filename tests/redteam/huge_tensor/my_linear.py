@@ -7,10 +7,10 @@ MyLinear(1, ...), named_parameters() (which the check's `child.grads(m)` reads) 
 counts elements before it makes anything dense, and refuses. Either
 would have become gigabytes in the grader at its first `.double()`. Both cost their own check,
 and nothing in the grader grows."""
+import importlib
 import json
 import math
 import os
-import sys
 import types
 
 import torch
@@ -21,12 +21,12 @@ HUGE = 500_000_000
 
 def send_instead(tree_of, blob):
     """The next reply this child sends is replaced by a hand-made message."""
-    runtime = sys.modules["child.runtime"]
+    runtime = importlib.import_module("child.runtime")
     original = runtime.write_message
 
     def write_message(fd, value):
         runtime.write_message = original
-        wire = sys.modules["child.wire"]
+        wire = importlib.import_module("child.wire")
         header = json.dumps(tree_of(value)).encode()
         data = wire.FRAME.pack(len(header), len(blob)) + header + blob
         while data:

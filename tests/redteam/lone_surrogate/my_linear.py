@@ -5,10 +5,10 @@ hold lone surrogates (JSON "\ud800" escapes, which Python decodes to unpaired su
 points that no UTF-8 writer accepts). MyLinear(1, ...) raises a ValueError whose message holds
 them, and writes bytes that are not UTF-8 to its stdout. Such a string once made `kit feedback`
 crash, for this student and every one after: every text is valid UTF-8 once it is read."""
+import importlib
 import json
 import math
 import os
-import sys
 
 import torch
 from torch import nn
@@ -18,12 +18,12 @@ LONE = "\ud800 half a pair \udfff and \udcff"
 
 def send_instead(header):
     """The next reply this child sends is replaced by a hand-made message with this JSON header."""
-    runtime = sys.modules["child.runtime"]
+    runtime = importlib.import_module("child.runtime")
     original = runtime.write_message
 
     def write_message(fd, value):
         runtime.write_message = original
-        wire = sys.modules["child.wire"]
+        wire = importlib.import_module("child.wire")
         data = wire.FRAME.pack(len(header), 0) + header
         while data:
             data = data[os.write(fd, data):]

@@ -7,10 +7,10 @@ MyLinear(7, ...) holds an extra key of 2 MB, which a check's "unexpected key" me
 The grader keeps a bounded amount of output per reply and per submission, and a bounded
 message per check, so the report stays small, the gradebook write succeeds, and a rerun
 completes. Only loads_state_dict fails (its state_dict is wrong)."""
+import importlib
 import json
 import math
 import os
-import sys
 
 import torch
 from torch import nn
@@ -20,12 +20,12 @@ FLOOD = b'"' + b"flood " * (16_000_000 // 6) + b'"'  # a JSON string, spliced in
 
 def flood_next_reply():
     """The next reply this child sends claims FLOOD as the output of the student's code."""
-    runtime = sys.modules["child.runtime"]
+    runtime = importlib.import_module("child.runtime")
     original = runtime.write_message
 
     def write_message(fd, value):
         runtime.write_message = original
-        wire = sys.modules["child.wire"]
+        wire = importlib.import_module("child.wire")
         encoder = wire._Encoder()
         header = json.dumps(encoder.node({**value, "output": "FLOOD"})).encode().replace(b'"FLOOD"', FLOOD)
         data = wire.FRAME.pack(len(header), encoder.size) + header + b"".join(encoder.blobs)

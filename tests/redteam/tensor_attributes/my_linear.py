@@ -9,10 +9,10 @@ what they return is simply the answer the student sends.) Then, by hand, MyLinea
 `__dict__` field, and MyLinear(1, ...) with a tensor entry of five parts instead of four.
 The grader rebuilds every tensor from its bytes, so the disguise changes nothing: the
 verdicts are those of honest_plus_one, and the two hand-made replies are unreadable."""
+import importlib
 import json
 import math
 import os
-import sys
 
 import torch
 from torch import nn
@@ -37,12 +37,12 @@ def disguise(t):
 
 def send_instead(tree_of):
     """The next reply this child sends is replaced by a hand-made message built from it."""
-    runtime = sys.modules["child.runtime"]
+    runtime = importlib.import_module("child.runtime")
     original = runtime.write_message
 
     def write_message(fd, value):
         runtime.write_message = original
-        wire = sys.modules["child.wire"]
+        wire = importlib.import_module("child.wire")
         header = json.dumps(tree_of(value)).encode()
         blob = b"\0" * 168
         data = wire.FRAME.pack(len(header), len(blob)) + header + blob
