@@ -191,7 +191,7 @@ def test_a_jupyter_servers_session_names_the_notebook(bundle, public_score, tmp_
     def call(method: str, path: str, body: dict | None = None):
         request = urllib.request.Request(api + path, method=method, data=json.dumps(body).encode() if body else None,
                                          headers={"Authorization": "token t0k", "Content-Type": "application/json"})
-        with direct.open(request, timeout=30) as response:
+        with direct.open(request, timeout=180) as response:  # starting a kernel on a loaded machine
             text = response.read()
         return json.loads(text) if text else None
 
