@@ -133,12 +133,14 @@ def probe(bwrap: str | None = None) -> Probe:
     return Probe(path, None, features, reason="bubblewrap cannot start a sandbox here (" + "; ".join(errors) + ")")
 
 
-def make_launcher(limits: Limits, require: bool, *, bwrap: str | None = None) -> PlainLauncher:
+def make_launcher(limits: Limits, require: bool, *, bwrap: str | None = None,
+                  found: Probe | None = None) -> PlainLauncher:
     """A bubblewrap launcher when bwrap works here; else (require=False) the plain one, with a warning.
 
     With require=True a missing sandbox raises SandboxUnavailable, whose message says how to fix it.
+    `found`: what `probe` found on this machine, when another process already probed it (a grading worker).
     """
-    found = probe(bwrap)
+    found = found or probe(bwrap)
     if found.ok:
         return BwrapLauncher(limits, found)
     if require:
