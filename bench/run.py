@@ -267,14 +267,15 @@ def compare_expected(submissions: list[dict], manifest: list[dict]) -> tuple[int
 
 
 def bench_kit_grade(kit: str, submitted: Path, work: Path, jobs: int | None, manifest: list[dict],
-                    quiet: bool = False) -> GradeRun:
+                    quiet: bool = False, ray: str | None = None) -> GradeRun:
     """`kit grade` of the whole class into a fresh gradebook, with --json to check every report
-    (jobs None: kit's default, one worker per core and no more than there are submissions)."""
-    db = work / f"gradebook-j{jobs or 'default'}.db"
+    (jobs None: kit's default, one worker per core and no more than there are submissions; with
+    `ray`, on the Ray cluster at that address)."""
+    db = work / f"gradebook-j{jobs or 'default'}{'-ray' if ray else ''}.db"
     db.unlink(missing_ok=True)
     load = load_1min()
     argv = [kit, "grade", GRADED, str(submitted), *(["-j", str(jobs)] if jobs else []), "--db", f"sqlite:///{db}",
-            "--force", "--json"]
+            "--force", "--json", *(["--ray", ray] if ray else [])]
     if not quiet:
         progress(f"kit grade -j {jobs or 'default'}: {len(manifest)} submissions")
     t0 = time.perf_counter()
@@ -425,6 +426,60 @@ def small_table(classes: list[SmallClass], repeat: int) -> str:
     return "\n".join(rows)
 
 
+# ---------------------------------------------------------------- kit grade on a Ray cluster
+
+
+def start_ray_cluster(nodes: int):
+    """A Ray cluster of `nodes` one-CPU nodes on 127.0.0.1 (ray.cluster_utils, as kit's tests use);
+    Ray is imported here only, and kept on the loopback address (see tests/test_ray.py)."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 80 << 20,
+                                                            "include_dashboard": False})
+    for _ in range(nodes - 1):
+        cluster.add_node(num_cpus=1, object_store_memory=80 << 20)
+    cluster.wait_for_nodes()
+    return cluster
+
+
+def bench_ray(kit: str, sizes: list[int], nodes: int) -> str:
+    """kit grade of each class size on this machine (-j `nodes`) and on a local Ray cluster of `nodes` one-CPU
+    nodes: the fixed cost and the cost per submission of each, from the smallest and the largest size."""
+    cluster = start_ray_cluster(nodes)
+    progress(f"Ray cluster of {nodes} nodes at {cluster.address}")
+    rows = ["#### `kit grade` on a Ray cluster against this machine's workers",
+            "",
+            f"A Ray cluster of {nodes} one-CPU nodes on this machine (ray.cluster_utils, loopback only) against "
+            f"`kit grade -j {nodes}`; each run into a fresh gradebook. Per submission: the slope between the "
+            "smallest and the largest class; fixed: what is left.",
+            "",
+            "| grader | " + " | ".join(f"{n} submissions (s)" for n in sizes) + " | s per submission | fixed (s) "
+            "| note |",
+            "|---|" + "---:|" * (len(sizes) + 2) + "---|"]
+    try:
+        local: list[GradeRun] = []
+        on_ray: list[GradeRun] = []
+        for n in sizes:
+            work = Path(tempfile.mkdtemp(prefix=f"kit-bench-ray-{n}-"))
+            try:
+                manifest = make_submissions(n, work)
+                submitted = work / "kit" / "submitted"
+                local.append(bench_kit_grade(kit, submitted, work, nodes, manifest))
+                on_ray.append(bench_kit_grade(kit, submitted, work, None, manifest, ray=cluster.address))
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        for label, runs in ((f"`kit grade -j {nodes}`", local), (f"`kit grade --ray` ({nodes} nodes)", on_ray)):
+            first, last = runs[0], runs[-1]
+            slope = (last.wall_s - first.wall_s) / (last.n - first.n) if last.n > first.n else last.wall_s / last.n
+            notes = [r.note for r in runs if r.note] + [f"{len(r.mismatches)} scores off" for r in runs if r.mismatches]
+            rows.append(f"| {label} | " + " | ".join(f"{r.wall_s:.1f}" for r in runs) +
+                        f" | {slope:.3f} | {first.wall_s - slope * first.n:.1f} | {'; '.join(notes)} |")
+    finally:
+        cluster.shutdown()
+    return "\n".join(rows)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -453,7 +508,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--sizes", type=parse_counts, default=[1, 20],
                     help="class sizes of the fixed-cost part (default 1,20)")
     ap.add_argument("--skip-nbgrader", action="store_true", help="do not run nbgrader autograde (~3.5 s each)")
-    ap.add_argument("--only", choices=["check", "fixed", "grade"], help="run only this part")
+    ap.add_argument("--only", choices=["check", "fixed", "grade", "ray"],
+                    help="run only this part (ray: only when asked; needs pip install 'kit[ray]')")
+    ap.add_argument("--ray-sizes", type=parse_counts, default=[20, 100],
+                    help="class sizes of the ray part (default 20,100)")
+    ap.add_argument("--ray-nodes", type=int, default=2, help="one-CPU nodes of the ray part's cluster (default 2)")
     ap.add_argument("--out", type=Path, help="also write the Markdown report to this file")
     ap.add_argument("--keep", type=Path, help="generate the class in this folder (its nbgrader/ and kit/ "
                                               "are replaced) and keep it")
@@ -476,6 +535,8 @@ def main(argv: list[str] | None = None) -> int:
         sections += ["", small_table(small, args.repeat)]
     if args.only in (None, "grade"):
         sections += ["", bench_grade(kit, args.n, args.jobs, args.skip_nbgrader, args.keep)]
+    if args.only == "ray":
+        sections += ["", bench_ray(kit, args.ray_sizes, args.ray_nodes)]
     sections += ["", f"Load average (1, 5, 15 min) at the end: {load_average()}."]
     report = "\n".join(sections) + "\n"
     print(report, end="")
