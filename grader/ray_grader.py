@@ -25,6 +25,7 @@ none is written twice. A replacement actor is started, and runs wherever the clu
 """
 from __future__ import annotations
 
+import atexit
 import importlib.metadata
 import os
 import re
@@ -46,6 +47,7 @@ INSTALL = "pip install 'kit[ray]'"
 MAX_FOLDER_BYTES = 256 << 20  # a submission folder sent to a node: `kit collect` keeps them under 20 MiB
 READY_TIMEOUT = 600.0  # seconds without any actor able to grade before the rest is given up
 GPU_MARK = re.compile(r"\bmark\.gpu\b")
+ACTOR_DIR = "kit-ray-"  # each actor's folder on its node: kit-ray-<pid>-<random>
 
 
 def import_ray():
@@ -105,6 +107,21 @@ def has_gpu_checks(assignment: Assignment) -> bool:
 
 # -- on a node ------------------------------------------------------------------------------------------
 
+def sweep(parent: Path) -> None:
+    """Remove the folders of actors that died without cleaning up (killed, or their raylet went away):
+    they hold a suite and, maybe, the submission that was being graded."""
+    for old in parent.glob(f"{ACTOR_DIR}*-*"):
+        pid = old.name.removeprefix(ACTOR_DIR).split("-")[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass  # alive, another user's
+
+
 def node_label() -> str:
     """This node as `--json` and the gradebook name it: the host, and Ray's node id (hosts may repeat)."""
     import ray
@@ -113,8 +130,9 @@ def node_label() -> str:
 
 
 def versions() -> dict[str, str]:
-    """What must match between the driver and every node for the verdicts to match."""
-    return {name: importlib.metadata.version(name) for name in ("kit", "torch")}
+    """What must match between the driver and every node for the verdicts to match: kit's version, and
+    torch's without its build label (a GPU node's 2.13.0+cu126 grades as a CPU machine's 2.13.0+cpu)."""
+    return {"kit": importlib.metadata.version("kit"), "torch": importlib.metadata.version("torch").split("+")[0]}
 
 
 def survey_node(require_sandbox: bool) -> dict:
@@ -136,7 +154,9 @@ class GradingActor:
     """One grading slot on one node: a worker of the local pool, its submissions handed over by Ray."""
 
     def __init__(self, assignment: str, suite: Folder, require_sandbox: bool, fork_server: bool) -> None:
-        self.root = Path(tempfile.mkdtemp(prefix="kit-ray-"))
+        sweep(Path(tempfile.gettempdir()))
+        self.root = Path(tempfile.mkdtemp(prefix=f"{ACTOR_DIR}{os.getpid()}-"))
+        atexit.register(shutil.rmtree, self.root, ignore_errors=True)  # a graceful end (the driver's, at the end)
         os.chmod(self.root, 0o755)  # the sandbox's user reads the suite's helpers and the submission here
         self.suite_dir = self.root / "suites" / assignment
         suite.write(self.suite_dir)
@@ -157,13 +177,11 @@ class GradingActor:
             shutil.rmtree(folder.parent, ignore_errors=True)
         return report, self.node
 
-    def __del__(self) -> None:
-        shutil.rmtree(getattr(self, "root", ""), ignore_errors=True)
 
 
 # -- the driver -----------------------------------------------------------------------------------------
 
-@dataclass
+@dataclass(eq=False)
 class Slot:
     """One actor, as the driver sees it."""
 
@@ -318,6 +336,10 @@ class RayGrader:
             for job in queue:
                 yield Outcome(job, None, why)
         finally:
+            # idle actors end as Ray actors should (their folders removed, within a few seconds); the rest is killed
+            ending = [slot.actor.__ray_terminate__.remote() for slot in idle]
+            if ending:
+                ray.wait(ending, num_returns=len(ending), timeout=10)
             for slot in every:
                 ray.kill(slot.actor)
 

@@ -15,6 +15,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import tomllib
@@ -94,12 +95,14 @@ def test_the_class_on_two_nodes_gets_the_verdicts_of_local_grading(cluster, tmp_
     course = make_course(tmp_path / "course")
     cases = ordinary_cases()
     hand_in(course, {case.name.replace("_", "-"): (case / FILE).read_text() for case in cases})
+    folders = set(Path(tempfile.gettempdir()).glob("kit-ray-*"))
     on_ray = kit("grade", "hw1", "--ray", cluster.address, "--json", "--db", str(tmp_path / "ray.db"), *UNSAFE,
                  cwd=course)
     assert on_ray.returncode == 1, on_ray.stderr[-4000:]
     local = kit("grade", "hw1", "-j", "2", "--json", "--db", str(tmp_path / "local.db"), *UNSAFE, cwd=course)
     assert local.returncode == 1, local.stderr[-4000:]
     ray_doc, local_doc = json.loads(on_ray.stdout), json.loads(local.stdout)
+    assert set(Path(tempfile.gettempdir()).glob("kit-ray-*")) <= folders  # each actor removed its copy of the class
 
     assert not ray_doc["not_graded"] and len(ray_doc["submissions"]) == len(cases)
     assert verdicts(ray_doc) == verdicts(local_doc)
@@ -168,15 +171,16 @@ def test_a_node_killed_mid_run_costs_nothing_and_leaves_nothing(cluster, tmp_pat
                 **{case.name.replace("_", "-"): tomllib.loads((case / "expected.toml").read_text())["score"]
                    for case in ordinary_cases()[:6]}}
 
-    killed: dict[str, set[int]] = {}
+    killed: dict = {}
 
     def kill_when_grading() -> None:
         """Kill the node while its actor's child is importing a sleeper: a fork server and a child are up."""
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             tree = descendants(raylet)
-            if any(comm(pid) == "kitsleeper" for pid in tree):
-                killed["tree"] = tree
+            names = sorted(comm(pid) for pid in tree)
+            if "kitsleeper" in names:
+                killed["tree"], killed["names"] = tree, names
                 cluster.remove_node(doomed, allow_graceful=False)
                 return
             time.sleep(0.05)
@@ -202,7 +206,7 @@ def test_a_node_killed_mid_run_costs_nothing_and_leaves_nothing(cluster, tmp_pat
     left = [f"{pid} {comm(pid)}" for pid in killed["tree"] if running(pid)]
     assert not left, left
     assert len(killed["tree"]) >= 4, killed  # the actor, bwrap, the zygote, its child (at least)
-    print(f"killed a node grading in {len(killed['tree'])} processes: {sorted(map(comm, killed['tree']))}")
+    print(f"killed a node grading in {len(killed['tree'])} processes: {killed['names']}")
 
     # every submission graded once, right, by the nodes that lived
     assert not run.errors, run.errors
