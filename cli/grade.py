@@ -119,8 +119,9 @@ def make_grader(ray_address: str | None, jobs: int | None, require_sandbox: bool
     from kit.grader.pool import WorkerPool, default_jobs
     from kit.grader.sandbox import make_launcher, probe
 
-    launcher = make_launcher(Limits(), require=require_sandbox)
-    pool = WorkerPool(jobs or default_jobs(), require_sandbox=require_sandbox, fork_server=fork_server, probe=probe())
+    found = probe()  # once, here: the workers are handed it
+    launcher = make_launcher(Limits(), require=require_sandbox, found=found)
+    pool = WorkerPool(jobs or default_jobs(), require_sandbox=require_sandbox, fork_server=fork_server, probe=found)
     return pool, launcher.description if launcher.sandboxed else launcher.warning, launcher.warning
 
 
