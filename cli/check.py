@@ -19,8 +19,10 @@ def default_submission(course: Course, assignment: str) -> Path:
 
 @click.command()
 @click.argument("assignment")
-@click.option("--path", "path", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder with your files (default: ./ASSIGNMENT, else the course's copy).")
+@click.option("--path", "path", type=click.Path(path_type=Path),
+              help="Folder with your files, or your notebook (default: ./ASSIGNMENT, else the course's copy). "
+                   "In a folder, ASSIGNMENT.ipynb is checked when the graded .py file is not there, or is "
+                   "still the released stub.")
 @with_course
 @json_option
 @click.option("--junit-xml", type=click.Path(dir_okay=False, path_type=Path), help="Also write a JUnit XML report.")
@@ -36,8 +38,8 @@ def check(ctx: click.Context, assignment: str, path: Path | None, course: Course
 
     spec = course.assignment(assignment)
     submission = (path or default_submission(course, assignment)).resolve()
-    if not submission.is_dir():
-        raise KitError(f"no folder {submission}")
+    if not submission.is_dir() and not (submission.suffix == ".ipynb" and submission.is_file()):
+        raise KitError(f"no folder or notebook {submission}")
     # bubblewrap if it works here, else a warning in the report
     launcher = make_launcher(Limits(check_timeout=spec.check_timeout, time_budget=spec.time_budget), require=False)
     from kit.grader.grade import NotGraded, grade_submission

@@ -33,6 +33,7 @@ def feedback(assignment: str, out: Path | None, db: str | None, students: tuple[
     with Gradebook(url) as book:
         stored = book.stored(spec.name)
         scores = book.scores(spec.name)
+        late = book.late(spec.name)
     if students:
         unknown = sorted(set(students) - set(stored))
         if unknown:
@@ -44,5 +45,7 @@ def feedback(assignment: str, out: Path | None, db: str | None, students: tuple[
         score, top, stamp = scores.get(student, (None, None, None))
         write_feedback(Report.from_json(record.report), student, target / student / spec.name, title=spec.title,
                        final_score=(score, top) if score is not None else None,
-                       timestamp=str(stamp) if stamp else None)
+                       timestamp=f"{stamp} UTC" if stamp else None,
+                       late=late[student].lateness if student in late else None,
+                       penalty=late[student].penalty if student in late else 0.0)
     click.echo(f"wrote feedback for {len(stored)} students to {target}/<student>/{spec.name}/")

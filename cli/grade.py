@@ -47,8 +47,10 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
     """
     from kit.grader.batch import find_submissions, grade_class
     from kit.grader.gradebook import BackgroundGradebook
+    from kit.grader.late import Deadlines, class_notes
 
     spec = course.assignment(assignment)
+    deadlines = Deadlines.load(course, [spec])  # a bad extensions.toml stops here, before any work
     folder = (submitted or course.root / "submitted").resolve()
     if not folder.is_dir():
         raise KitError(f"no folder {folder} (collect submissions first: kit collect {assignment} SOURCE)")
@@ -66,15 +68,21 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
     err = Console(stderr=True, highlight=False)
     try:
         # nbgrader's import takes a second: the gradebook opens in a thread while the workers grade
-        with BackgroundGradebook(url) as book:
+        with BackgroundGradebook(url, deadlines) as book:
             if warning:
                 err.print(Text(f"warning: {warning}", style="yellow"))
             with progress_bar(spec.name, err) as advance:
                 run = grade_class(spec, subs, book, grader, force=force, on_result=advance)
             # for `kit report`: what could not be graded, and why (a complete run forgets what now grades)
-            book.opened().record_not_graded(spec.name, {**passed_over, **run.errors}, seconds=run.seconds,
-                                            replace=False if run.interrupted else (set(students) or True))
-            notes = [f"{name}: {why}" for name, why in passed_over.items()] + book.opened().max_changes
+            opened = book.opened()
+            opened.record_not_graded(spec.name, {**passed_over, **run.errors}, seconds=run.seconds,
+                                     replace=False if run.interrupted else (set(students) or True))
+            # the deadlines again for every graded submission, unchanged ones too: no code runs, and a new
+            # policy, extension or submission time counts at once
+            late = opened.apply_late(spec.name, timestamps={s.student: s.timestamp for s in subs},
+                                     students=list(run.reports))
+            notes = [f"{name}: {why}" for name, why in passed_over.items()] + opened.max_changes + class_notes(
+                deadlines, spec.name, {s: r.lateness for s, r in late.items()})
     finally:
         grader.close()
     if run.regraded_for_checks:
@@ -91,7 +99,7 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
         doc = {
             "assignment": spec.name,
             "submissions": [{"student": s, "cached": s in run.cached, "node": run.nodes.get(s, ""),
-                             **run.reports[s].to_json()} for s in sorted(run.reports)],
+                             **run.reports[s].to_json(), "late": late_json(late.get(s))} for s in sorted(run.reports)],
             "not_graded": [{"student": s, "error": e} for s, e in sorted(run.errors.items())],
             "summary": summary,
             "gradebook": url,
@@ -123,6 +131,14 @@ def make_grader(ray_address: str | None, jobs: int | None, require_sandbox: bool
     launcher = make_launcher(Limits(), require=require_sandbox, found=found)
     pool = WorkerPool(jobs or default_jobs(), require_sandbox=require_sandbox, fork_server=fork_server, probe=found)
     return pool, launcher.description if launcher.sandboxed else launcher.warning, launcher.warning
+
+
+def late_json(record) -> dict | None:
+    """A submission's late penalty in `--json` (None: not in the gradebook)."""
+    if record is None:
+        return None
+    return {"kind": record.lateness.kind, "flagged": record.lateness.flagged, "reason": record.lateness.describe(),
+            "penalty": record.penalty, "score_after_penalty": record.score}
 
 
 class progress_bar:

@@ -18,7 +18,7 @@ AUTOGRADER = Path("/autograder")
 @click.argument("assignment")
 @click.option("--path", "path", type=click.Path(file_okay=False, path_type=Path),
               help="The student's upload (default: /autograder/submission in Gradescope, else ./ASSIGNMENT). "
-                   "The graded file may sit in a sub-folder.")
+                   "The graded file (or the notebook ASSIGNMENT.ipynb) may sit in a sub-folder.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Where results.json goes (default: /autograder/results/results.json in Gradescope, "
                    "else ./results.json).")
@@ -43,7 +43,7 @@ def gradescope(ctx: click.Context, assignment: str, path: Path | None, out: Path
         raise KitError(f"no folder {path}")
     if out is None:
         out = AUTOGRADER / "results" / "results.json" if (AUTOGRADER / "results").is_dir() else Path("results.json")
-    submission = locate_submission(path.resolve(), spec.file)
+    submission = locate_submission(path.resolve(), (spec.file, spec.notebook))
     # Gradescope's container may not allow bubblewrap: then the report says so
     launcher = make_launcher(Limits(check_timeout=spec.check_timeout, time_budget=spec.time_budget), require=False)
     from kit.grader.grade import NotGraded, grade_submission

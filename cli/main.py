@@ -13,12 +13,15 @@ import click
 from .check import check
 from .collect import collect
 from .export import export
+from .extend import extend
 from .feedback import feedback
 from .grade import grade
 from .gradescope import gradescope
+from .late import late
 from .options import KitGroup
 from .release import release
 from .report import report
+from .similarity import similarity
 
 
 @click.group(cls=KitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -27,7 +30,7 @@ def cli() -> None:
     """Autograded PyTorch exercises: check your work, or grade a class."""
 
 
-for command in (check, release, collect, grade, feedback, report, export, gradescope):
+for command in (check, release, collect, grade, late, extend, export, feedback, report, gradescope, similarity):
     cli.add_command(command)
 
 

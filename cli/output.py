@@ -27,7 +27,7 @@ def _text(text: str, style: str = "") -> Text:
 def print_report(report: Report, *, submission: Path | None = None, verbose: bool = False,
                  console: Console | None = None) -> None:
     console = console or Console(highlight=False)
-    title = report.assignment + (f"  ({submission})" if submission else "")
+    title = report.assignment + (f"  ({graded_path(report, submission)})" if submission else "")
     for problem in report.problems:
         console.print(_text(problem.message, "bold red"), soft_wrap=True)
         console.print()
@@ -51,6 +51,11 @@ def print_report(report: Report, *, submission: Path | None = None, verbose: boo
         console.print(_text(f"note: {note.text}", "yellow"))
     style = "bold green" if report.all_passed else "bold"
     console.print(Text(f"\nscore: {report.score:g} / {report.max_score:g}", style=style))
+
+
+def graded_path(report: Report, submission: Path) -> Path:
+    """The file that was graded: the submission's .py file or notebook (or the notebook it named)."""
+    return submission / report.graded_file if report.graded_file and submission.is_dir() else submission
 
 
 def _table(report: Report, title: str, verbose: bool) -> Table:

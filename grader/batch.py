@@ -17,7 +17,7 @@ from typing import Protocol
 
 from .collect import read_timestamp, valid_student
 from .course import Assignment
-from .files import content_hash
+from .files import content_hash, special_kind
 from .pool import Job, Outcome
 from .report import Report
 
@@ -44,10 +44,15 @@ def find_submissions(submitted: Path, assignment: str) -> tuple[list[Submission]
         if child.name.startswith(".") or not child.is_dir():
             continue
         folder = child / assignment
-        if not folder.is_dir():
-            continue
-        if not valid_student(child.name):
+        try:
+            kind = special_kind(folder.lstat().st_mode)
+        except OSError:
+            continue  # nothing handed in for this assignment
+        if not valid_student(child.name):  # before its name is shown anywhere
             skipped[ascii(child.name)[:100]] = "not a usable student id"
+            continue
+        if not folder.is_dir():
+            skipped[child.name] = f"{assignment} is {kind or 'a file'}, not a folder"
             continue
         if child.is_symlink() or folder.is_symlink():
             skipped[child.name] = "the submission folder is a link"

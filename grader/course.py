@@ -12,6 +12,7 @@ import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,17 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
+def typed(hint: Any, value: Any, file: Path, where: str = "") -> Any:
+    """`value` checked against the type `hint` (as `parse` checks each key), for files whose keys are data."""
+    return _value(hint, value, file, where)
+
+
 def _value(hint: Any, value: Any, file: Path, where: str) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
+        options = [a for a in args if a is not type(None)]
+        if len(options) == 1:  # `X | None`: TOML has no null, so a value given must be an X (and says why not)
+            return _value(options[0], value, file, where)
         for option in args:
             try:
                 return _value(option, value, file, where)
@@ -78,12 +87,26 @@ def _value(hint: Any, value: Any, file: Path, where: str) -> Any:
         return value
     if dataclasses.is_dataclass(hint):
         return parse(hint, value, file, where)
+    if hint is datetime:
+        return _zoned(value, file, where)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is type(None) and value is None:
         return None
     if not isinstance(hint, type) or not isinstance(value, hint) or (isinstance(value, bool) and hint is not bool):
         raise ConfigError(file, where, f"expected {getattr(hint, '__name__', hint)}, not {value!r}")
+    return value
+
+
+def _zoned(value: Any, file: Path, where: str) -> datetime:
+    """A TOML date and time with its time zone: without one, "23:59" would mean a different moment on
+    every machine that reads it."""
+    if not isinstance(value, datetime):
+        raise ConfigError(file, where, f"expected a date and time with a time zone, like 2026-12-01T23:59:00+08:00, "
+                                       f"not {value!r}")
+    if value.tzinfo is None:
+        raise ConfigError(file, where, f"{value.isoformat()} has no time zone: write one, like "
+                                       f"{value.isoformat()}+08:00 or {value.isoformat()}Z")
     return value
 
 
@@ -114,6 +137,7 @@ class AssignmentFile:
     components: dict[str, Component]
     check_timeout: float = 10.0  # wall-clock seconds per check
     time_budget: float = 120.0  # wall-clock seconds for a whole submission
+    due: datetime | None = None  # with its time zone; kit.toml's [due] wins
 
 
 @dataclass(frozen=True)
@@ -125,6 +149,7 @@ class Assignment:
     components: dict[str, Component]
     check_timeout: float = 10.0
     time_budget: float = 120.0
+    due: datetime | None = None
 
     @property
     def config_file(self) -> Path:
@@ -133,6 +158,11 @@ class Assignment:
     @property
     def module(self) -> str:
         return Path(self.file).stem
+
+    @property
+    def notebook(self) -> str:
+        """The notebook form of the graded file, which students may hand in instead: hwN.ipynb."""
+        return notebook_name(self.name)
 
     @property
     def helpers_file(self) -> Path | None:
@@ -169,7 +199,13 @@ def load_assignment(suite_dir: Path) -> Assignment:
     if not spec.components:
         raise ConfigError(file, "components", "name at least one graded component ([components.Name])")
     return Assignment(name=suite_dir.name, suite_dir=suite_dir, title=spec.title, file=spec.file,
-                      components=spec.components, check_timeout=spec.check_timeout, time_budget=spec.time_budget)
+                      components=spec.components, check_timeout=spec.check_timeout, time_budget=spec.time_budget,
+                      due=spec.due)
+
+
+def notebook_name(assignment: str) -> str:
+    """The notebook of an assignment, named after it: hw1.ipynb."""
+    return f"{assignment}.ipynb"
 
 
 def is_hidden_file(path: Path) -> bool:
@@ -187,11 +223,23 @@ class CourseSection:
     suites: str = "suites"
     assignments: str = "."
     solutions: str = ""
+    handout: typing.Literal["py", "notebook"] = "py"  # what `kit release` gives students by default
+
+
+@dataclass(frozen=True)
+class LatePolicy:
+    """The `[late]` table of kit.toml: what a late submission loses (kit.grader.late applies it)."""
+
+    per_day: float | None = None  # fraction of the maximum score lost per started day late
+    per_hour: float | None = None  # ... or per started hour
+    cutoff_days: float | None = None  # later than this many days: no points
 
 
 @dataclass(frozen=True)
 class CourseFile:
     course: CourseSection = field(default_factory=CourseSection)
+    due: dict[str, datetime] = field(default_factory=dict)  # per assignment, for this offering of the course
+    late: LatePolicy | None = None  # no [late] table: no penalty
 
 
 @dataclass
@@ -201,6 +249,9 @@ class Course:
     suites: Path
     assignments: Path
     solutions: Path | None
+    due: dict[str, datetime] = field(default_factory=dict)  # kit.toml's [due]
+    late: LatePolicy | None = None
+    handout: str = "py"
 
     def assignment(self, name: str) -> Assignment:
         suite_dir = self.suites / name
@@ -211,6 +262,10 @@ class Course:
 
     def names(self) -> list[str]:
         return sorted(p.parent.name for p in self.suites.glob("*/assignment.toml"))
+
+    def due_date(self, assignment: Assignment) -> datetime | None:
+        """When `assignment` is due: kit.toml's `[due]` entry if it has one, else assignment.toml's `due`."""
+        return self.due.get(assignment.name, assignment.due)
 
 
 def find_course(start: Path | None = None) -> Course:
@@ -225,7 +280,32 @@ def find_course(start: Path | None = None) -> Course:
 def load_course(root: Path) -> Course:
     root = root.resolve()
     file = root / COURSE_FILE
-    section = parse(CourseFile, read_toml(file), file).course
-    return Course(root=root, name=section.name or root.name, suites=root / section.suites,
-                  assignments=root / section.assignments,
-                  solutions=root / section.solutions if section.solutions else None)
+    spec = parse(CourseFile, read_toml(file), file)
+    section = spec.course
+    course = Course(root=root, name=section.name or root.name, suites=root / section.suites,
+                    assignments=root / section.assignments,
+                    solutions=root / section.solutions if section.solutions else None, due=spec.due, late=spec.late,
+                    handout=section.handout)
+    if spec.due:
+        known = course.names()
+        for name in spec.due:
+            if name not in known:
+                raise ConfigError(file, f"due.{name}", f"no assignment {name!r} in {course.suites} "
+                                                       f"(known: {', '.join(known) or 'none'})")
+    if spec.late is not None:
+        _check_late(spec.late, file)
+    return course
+
+
+def _check_late(late: LatePolicy, file: Path) -> None:
+    if late.per_day is not None and late.per_hour is not None:
+        raise ConfigError(file, "late.per_hour", "give per_day or per_hour, not both")
+    if late.per_day is None and late.per_hour is None and late.cutoff_days is None:
+        raise ConfigError(file, "late", "say what a late submission loses: per_day, per_hour and/or cutoff_days "
+                                        "(no [late] table: no penalty)")
+    for key in ("per_day", "per_hour"):
+        rate = getattr(late, key)
+        if rate is not None and not 0 < rate <= 1:
+            raise ConfigError(file, f"late.{key}", f"{rate:g} is not a fraction of the maximum score (0 < x <= 1)")
+    if late.cutoff_days is not None and late.cutoff_days <= 0:
+        raise ConfigError(file, "late.cutoff_days", f"{late.cutoff_days:g} is not a number of days after the due date")

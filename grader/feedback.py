@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .late import NO_DUE, Lateness
 from .render import environment
 from .report import ERROR, FAILED, PASSED, SANDBOX, SKIPPED, Report
 
 MARK = {PASSED: "✓", FAILED: "✗", ERROR: "!", SKIPPED: "–"}
 WORD = {PASSED: "passed", FAILED: "failed", ERROR: "error", SKIPPED: "not run"}
 def view(report: Report, student: str, *, title: str = "", final_score: tuple[float, float] | None = None,
-         timestamp: str | None = None) -> dict:
-    """What a student's feedback shows, whatever its format."""
+         timestamp: str | None = None, late: Lateness | None = None, penalty: float = 0.0) -> dict:
+    """What a student's feedback shows, whatever its format.
+
+    `final_score` is the gradebook's (score, max) before any late penalty, when it differs from the report's
+    (a manual grade); `late` and `penalty` say how late the submission was and the points that cost.
+    """
     public = report.redacted()
     checks = [{"id": c.id, "name": c.id + (" (hidden)" if c.hidden else ""), "component": c.component,
                "status": c.status, "mark": MARK[c.status], "word": WORD[c.status],
@@ -24,6 +29,7 @@ def view(report: Report, student: str, *, title: str = "", final_score: tuple[fl
                "output": c.output.rstrip(), "hidden": c.hidden} for c in public.checks]
     hidden = [c for c in public.checks if c.hidden]
     changed = final_score is not None and abs(final_score[0] - report.score) > 1e-9
+    raw, top = final_score if final_score is not None else (report.score, report.max_score)
     return {
         "heading": report.assignment + (f": {title}" if title else ""),
         "student": student, "timestamp": timestamp,
@@ -36,6 +42,10 @@ def view(report: Report, student: str, *, title: str = "", final_score: tuple[fl
         "details": [c for c in checks if not c["hidden"] and c["status"] in (FAILED, ERROR) and c["message"]],
         "hidden": {"passed": sum(1 for c in hidden if c.status == PASSED), "total": len(hidden)} if hidden else None,
         "notes": [n.text for n in report.notes if n.kind != SANDBOX],
+        "late": None if late is None or late.kind == NO_DUE else {
+            "reason": late.describe(), "flagged": late.flagged,
+            "penalty": f"{penalty:g}" if penalty else "", "raw": f"{raw:g} / {top:g}",
+            "final": f"{max(0.0, raw - penalty):g} / {top:g}"},
     }
 
 

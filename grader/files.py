@@ -19,19 +19,35 @@ TIMESTAMP_FILE = "timestamp.txt"  # nbgrader's record of the hand-in time: not p
 
 
 def entries(folder: Path) -> Iterator[tuple[str, os.stat_result]]:
-    """(relative path, lstat) of every regular file and link under `folder`, in a stable order."""
+    """(relative path, lstat) of every regular file and link under `folder`, in a stable order.
+
+    A folder's files come in name order, then its sub-folders, depth first. The walk keeps its own
+    stack, so a submission nested thousands of folders deep is long to walk, never a RecursionError
+    that would stop a whole class from being graded.
+    """
     root = str(folder)
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
-        names = sorted(filenames) + [d for d in dirnames if os.path.islink(os.path.join(dirpath, d))]
-        for name in sorted(names):
-            path = os.path.join(dirpath, name)
+    stack = [""]
+    while stack:
+        here = stack.pop()
+        try:
+            with os.scandir(os.path.join(root, here)) as listing:
+                found = sorted((entry.name, entry) for entry in listing)
+        except OSError:  # vanished, unreadable, or a path too long for the system
+            continue
+        folders = []
+        for name, entry in found:
+            rel = os.path.join(here, name) if here else name
             try:
-                st = os.lstat(path)
+                st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
-                yield os.path.relpath(path, root), st
+            if stat.S_ISDIR(st.st_mode):
+                if name not in SKIP_DIRS:
+                    folders.append(rel)
+            elif stat.S_ISREG(st.st_mode) or (stat.S_ISLNK(st.st_mode) and not (
+                    name in SKIP_DIRS and os.path.isdir(os.path.join(root, rel)))):
+                yield rel, st
+        stack.extend(reversed(folders))
 
 
 class NotRegular(OSError):
@@ -73,6 +89,12 @@ def read_regular(path: Path | str, limit: int | None = None) -> bytes:
     """The bytes of a regular file (at most `limit`), never following a link nor blocking (OSError)."""
     with open_regular(path) as f:
         return f.read() if limit is None else f.read(limit)
+
+
+def within(folder: Path, rel: str) -> bool:
+    """Whether `folder/rel`, every link resolved, lies inside `folder` (a name the child sent is trusted no further)."""
+    root = os.path.realpath(folder)
+    return os.path.realpath(os.path.join(root, rel)).startswith(root + os.sep)
 
 
 def content_hash(folder: Path) -> str:

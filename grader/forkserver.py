@@ -4,13 +4,16 @@ Starting a child that imports torch costs about a second; a class of hundreds pa
 hundreds of times. `ForkLauncher` instead keeps one zygote (the child package with
 `--zygote`, started by the launcher it wraps, so inside the same bubblewrap sandbox) and asks
 it to fork a child per submission. The child reads the submission's files from its own pipe,
-so neither the zygote nor a later child ever holds them; between children the zygote kills
-everything the last one started and empties the scratch area (kit.grader.child.zygote).
-Anything the fork server cannot do (too many files, a dead zygote that will not restart)
-falls back to a freshly started child: slower, never different.
+so neither the zygote nor a later child ever holds them. In a sandbox each child gets a user,
+pid and IPC namespace of its own (and, when the grader is root, another uid than the
+zygote's), so it can neither reach the zygote nor leave anything for the next child; see
+kit.grader.child.zygote. Anything the fork server cannot do (too many files, a
+zygote that refuses or dies, a machine where children cannot be walled off) falls back to a
+freshly started child: slower, never different.
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -23,14 +26,18 @@ from .child.zygote import MAX_FILES, recv_control, send_control
 from .files import entries, read_regular
 from .launch import CHILD_PACKAGE, ChildCommand, Limits, PlainLauncher, SpawnRequest, close_quietly
 from .runner import ChildError
-from .sandbox import shows_course
+from .sandbox import BwrapLauncher, shows_course
 
 MAX_BYTES = 16 << 20  # a submission over this (or over MAX_FILES files) gets a freshly started child
 REPLY_TIMEOUT = 15.0
 
 
 class ZygoteLost(ChildError):
-    """The fork server died or stopped answering; the next spawn starts a new one."""
+    """The fork server died, stopped answering or refused; the next spawn starts a new one."""
+
+
+class ForkServerUnavailable(ChildError):
+    """A fork server cannot wall its children off here: children are started afresh instead."""
 
 
 def submission_files(student_file: Path, kit_files: list[str]) -> dict[str, bytes] | None:
@@ -66,8 +73,8 @@ class Zygote:
         args = ["--zygote", str(theirs.fileno())]
         if helpers_file is not None:
             args += ["--helpers", str(helpers_file)]
-        if base.sandboxed:  # only in its own pid namespace may the zygote kill every process it sees
-            args.append("--own-pid-namespace")
+        if isinstance(base, BwrapLauncher):
+            args += ["--isolate", json.dumps(base.fork_isolation())]
         try:
             self.process = base.start(ChildCommand(tuple(args), (theirs.fileno(),), helpers_file))
         except BaseException:
@@ -79,10 +86,13 @@ class Zygote:
         self.ready_by: float | None = time.monotonic() + base.limits.startup_timeout
 
     def wait_ready(self) -> None:
-        """Wait for the zygote's hello (torch is imported; the thread check is per fork), once."""
+        """Wait for the zygote's hello, once: torch is imported, and it tried walling a child off."""
         if self.ready_by is not None:
-            self.receive(max(0.0, self.ready_by - time.monotonic()))
+            hello = self.receive(max(0.0, self.ready_by - time.monotonic()))
             self.ready_by = None
+            if not hello.get("ready"):
+                self.close()
+                raise ForkServerUnavailable(str(hello.get("error")))
 
     def request(self, msg: dict, fds: tuple[int, ...] = ()) -> dict:
         self.wait_ready()
@@ -154,6 +164,7 @@ class ForkLauncher:
     def __init__(self, base: PlainLauncher) -> None:
         self.base = base
         self.zygote: Zygote | None = None
+        self.unavailable: str | None = None  # why children are started afresh from now on
 
     @property
     def limits(self) -> Limits:
@@ -173,14 +184,17 @@ class ForkLauncher:
 
     def spawn(self, request: SpawnRequest):
         kit_files = [str(CHILD_PACKAGE)] + ([str(request.helpers_file)] if request.helpers_file else [])
-        files = submission_files(request.student_file, kit_files)
+        files = None if self.unavailable else submission_files(request.student_file, kit_files)
         if files is None:
             return self.base.spawn(request)
-        for _ in range(2):  # a zygote a student killed is replaced once per spawn
+        for _ in range(2):  # a zygote that died or refused is replaced once per spawn
             try:
                 return self._fork(files, request)
             except ZygoteLost:
                 self.close()
+            except ForkServerUnavailable as exc:
+                self.unavailable = str(exc)
+                break
         return self.base.spawn(request)
 
     def start(self, helpers_file: Path | None) -> None:

@@ -166,12 +166,15 @@ def classroom_payload(report: Report) -> str:
 
 # -- CSV -------------------------------------------------------------------------------------------------
 
-CSV_COLUMNS = ["assignment", "student_id", "last_name", "first_name", "email", "timestamp", "raw_score",
-               "late_submission_penalty", "score", "max_score"]
+# nbgrader export's columns, in its order, then kit's: why the late penalty is what it is
+NBGRADER_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+                    "raw_score", "late_submission_penalty", "score", "max_score"]
+CSV_COLUMNS = [*NBGRADER_COLUMNS, "late"]
 
 
 def scores_csv(rows: list[dict], *, components: bool = False) -> str:
-    """One line per student and assignment (nbgrader export's columns); optionally one column per component."""
+    """One line per student and assignment (nbgrader export's columns, and `late`: why the penalty is what it
+    is); optionally one column per component."""
     names: list[str] = []
     if components:
         for row in rows:
@@ -185,7 +188,7 @@ def scores_csv(rows: list[dict], *, components: bool = False) -> str:
     for row in rows:
         extra = [_num(row.get("components", {}).get(k.split(":", 1)[1])) if k.startswith(row["assignment"] + ":")
                  else "" for k in names]
-        writer.writerow([_cell(row[c]) for c in CSV_COLUMNS] + extra)
+        writer.writerow([_cell(row.get(c, "")) for c in CSV_COLUMNS] + extra)
     return out.getvalue()
 
 

@@ -1,7 +1,7 @@
 """Grading one submission: the one function every front end calls.
 
-`kit check`, `kit gradescope`, `kit release`'s self-check, the grading workers of `kit grade`
-(local or on a Ray cluster) and the notebook magic all call `grade_submission`; the pytest
+`kit check` (and, through it, the notebook magic `%kit check`), `kit gradescope`, `kit release`'s
+self-check and the grading workers of `kit grade` (local or on a Ray cluster) all call `grade_submission`; the pytest
 plugin's plain `pytest --submission` mode uses kit.grader.runner.open_runner, its first half. Nothing else
 puts a launcher, a runner and a suite together.
 """
@@ -12,6 +12,7 @@ import io
 import os
 from pathlib import Path
 
+from .child.wire import clean_text
 from .course import Assignment
 from .launch import Launcher
 from .report import SANDBOX, Note, Report
@@ -19,7 +20,7 @@ from .runner import open_runner
 
 PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "no:stepwise", "-p", "no:junitxml", "-p", "no:doctest",
                "-p", "no:unraisableexception", "-p", "no:threadexception", "-p", "no:logging",
-               "--capture=sys", "--tb=native", "--import-mode=importlib", "-q", "--no-header", "-o", "addopts=",
+               "--capture=sys", "--tb=native", "-rN", "--import-mode=importlib", "-q", "--no-header", "-o", "addopts=",
                "-o", "python_files=test_*.py", "-W", "ignore::pytest.PytestAssertRewriteWarning"]
 
 
@@ -31,6 +32,9 @@ def grade_submission(assignment: Assignment, submission: Path, *, launcher: Laun
                      keyword: str | None = None, keep_references: bool = False) -> Report:
     """Run the assignment's checks (hidden ones too if asked) on `submission` and return its report.
 
+    `submission` is a student's folder (its .py file or its notebook is graded: kit.grader.graded), or a
+    notebook file.
+
     `keep_references` (kit check, public checks only) keeps the torch references on disk for the
     student's next run (kit.grader.reference.persisted).
 
@@ -39,6 +43,14 @@ def grade_submission(assignment: Assignment, submission: Path, *, launcher: Laun
     ConfigError when the suite does not match its assignment.toml.
     """
     runner = open_runner(assignment, submission, launcher)
+    try:
+        return _run_suite(assignment, submission, runner, launcher, hidden, keyword, keep_references)
+    finally:
+        runner.graded.discard()
+
+
+def _run_suite(assignment: Assignment, submission: Path, runner, launcher: Launcher, hidden: bool,
+               keyword: str | None, keep_references: bool) -> Report:
     runner.start()  # the child imports torch while this process does the same
     import pytest
 
@@ -64,7 +76,8 @@ def grade_submission(assignment: Assignment, submission: Path, *, launcher: Laun
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED) or not session.complete:
         if code == pytest.ExitCode.NO_TESTS_COLLECTED and keyword:
             raise NotGraded(f"no check matches -k {keyword!r}")
-        raise NotGraded(f"the checks did not run to their end (pytest exit {int(code)}):\n{out.getvalue()[-3000:]}")
+        raise NotGraded(f"the checks did not run to their end (pytest exit {int(code)}):\n"
+                        + clean_text(out.getvalue()[-3000:]))
     report = session.report()
     if launcher.warning:
         report.notes.append(Note(SANDBOX, launcher.warning))

@@ -14,6 +14,14 @@ So nbgrader's own sums give the total per assignment, and formgrader shows the s
 per component. A manual score set in formgrader wins over `auto_score` (nbgrader's
 rule), and kit never touches it.
 
+Late work is stored where nbgrader keeps it: the assignment's `duedate`, the submission's
+`extension`, and the `late_submission_penalty` of its notebook (points, never more than the
+raw score), so `nbgrader export` subtracts the same penalty `kit export` does. Why it is
+what it is (kit.grader.late.Lateness) goes into kit's `kit_late` table next to it, in the
+same transaction. A Gradebook opened with the course's `Deadlines` applies them whenever it
+records a submission; `apply_late` applies them again to submissions already graded (a
+changed policy, a new extension, a new submission time) without running any student code.
+
 Next to nbgrader's tables kit keeps one of its own, `kit_result`: per (assignment,
 student) the content hash of the graded folder, the fingerprint of the checks, and
 the full report as JSON (for `kit feedback`). It is written in the **same
@@ -41,11 +49,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .course import SetupError
+from .late import NO_DUE, Deadlines, Lateness
 from .report import Report
 
 DEFAULT_DB = "gradebook.db"
 KIT_TABLE = "kit_result"
 ATTEMPT_TABLE = "kit_attempt"
+LATE_TABLE = "kit_late"
 
 
 def db_url(course_root: Path, db: str | None = None) -> str:
@@ -153,6 +163,22 @@ def _stamp_if_new(url: str) -> None:
         engine.dispose()
 
 
+@dataclass(frozen=True)
+class LateRecord:
+    """A submission's late penalty as the gradebook holds it, and why."""
+
+    student: str
+    raw_score: float  # nbgrader's score before the penalty (manual grades included)
+    max_score: float
+    penalty: float  # nbgrader's late_submission_penalty
+    lateness: Lateness
+
+    @property
+    def score(self) -> float:
+        """The final score, as `nbgrader export` computes it."""
+        return max(0.0, self.raw_score - self.penalty)
+
+
 def _kit_tables():
     from sqlalchemy import Column, Float, MetaData, String, Table, Text
 
@@ -173,23 +199,29 @@ def _kit_tables():
                   Column("max_score", Float, nullable=False),
                   Column("report", Text, nullable=False),
                   Column("graded_at", String(40), nullable=False))
-    return meta, table, attempts
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    late = Table(LATE_TABLE, meta,
+                 Column("assignment", String(128), primary_key=True),
+                 Column("student", String(128), primary_key=True),
+                 Column("penalty", Float, nullable=False),
+                 Column("lateness", Text, nullable=False),
+                 Column("applied_at", String(40), nullable=False))
+    return meta, table, attempts, late
 
 
 class Gradebook:
-    """nbgrader's gradebook plus kit's `kit_result` table, one transaction per submission."""
+    """nbgrader's gradebook plus kit's `kit_result`, `kit_attempt` and `kit_late` tables, one transaction per
+    submission."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, deadlines: Deadlines | None = None) -> None:
+        """`deadlines`: the course's due dates, late policy and extensions, applied to every submission recorded
+        (without them the late penalties already stored are left as they are)."""
         api = _import_nbgrader()
         _stamp_if_new(url)
         self.url = url
+        self.deadlines = deadlines
         self.nb = api.Gradebook(url)
         self.db = self.nb.db
-        meta, self.table, self.attempt_table = _kit_tables()
+        meta, self.table, self.attempt_table, self.late_table = _kit_tables()
         meta.create_all(bind=self.nb.engine)
         self.max_changes: list[str] = []  # components whose max score this run changed
 
@@ -285,6 +317,8 @@ class Gradebook:
                 score=report.score, max_score=report.max_score, report=json.dumps(report.to_json()),
                 graded_at=_now()))
             self._attempt(assignment, student, seconds, node, None)
+            if self.deadlines is not None:
+                self._apply_late(a, sub)
             db.commit()
         except BaseException:
             db.rollback()
@@ -321,6 +355,75 @@ class Gradebook:
         self.db.execute(insert(table).values(assignment=assignment, student=student, node=node, error=error,
                                              seconds=None if seconds is None else round(seconds, 3), at=_now()))
 
+    # -- late work -------------------------------------------------------------------------------
+
+    def apply_late(self, assignment: str, *, timestamps: dict[str, datetime | None] | None = None,
+                   students: list[str] | None = None) -> dict[str, LateRecord]:
+        """Apply the deadlines again to the graded submissions of `assignment` (all, or `students`), in one
+        transaction: no student code runs. `timestamps` replaces the recorded submission times first (a
+        submission collected again, with the same files, at another time)."""
+        from nbgrader.api import Assignment, SubmittedAssignment
+
+        if self.deadlines is None:
+            raise ValueError("open the gradebook with the course's deadlines to apply them")
+        db = self.db
+        chosen = set(students) if students is not None else None
+        out = {}
+        try:
+            a = db.query(Assignment).filter(Assignment.name == assignment).one_or_none()
+            if a is None:
+                return {}
+            for sub in db.query(SubmittedAssignment).filter(SubmittedAssignment.assignment == a):
+                if chosen is not None and sub.student_id not in chosen:
+                    continue
+                if timestamps is not None and sub.student_id in timestamps:
+                    sub.timestamp = timestamps[sub.student_id]
+                out[sub.student_id] = self._apply_late(a, sub)
+            db.commit()
+        except BaseException:
+            db.rollback()
+            raise
+        return dict(sorted(out.items()))
+
+    def _apply_late(self, a, sub) -> LateRecord:
+        """Within the caller's transaction: the due date, the extension and the penalty, in nbgrader's columns
+        and kit's record of why."""
+        from sqlalchemy import delete, insert
+
+        deadlines = self.deadlines
+        due = deadlines.due.get(a.name)
+        a.duedate = _naive_utc(due)
+        lateness = deadlines.assess(a.name, sub.student_id, sub.timestamp)
+        sub.extension = lateness.due - due if lateness.extended and due is not None else None
+        self.db.flush()
+        self.db.expire(sub, ["score", "max_score"])  # nbgrader's sums, with the grades just written
+        raw, top = float(sub.score), float(sub.max_score)
+        penalty = lateness.penalty(raw, top)
+        for i, snb in enumerate(sub.notebooks):  # nbgrader sums its notebooks' penalties; kit has one notebook
+            snb.late_submission_penalty = penalty if i == 0 else 0.0
+        self.db.execute(delete(self.late_table).where(self.late_table.c.assignment == a.name,
+                                                      self.late_table.c.student == sub.student_id))
+        self.db.execute(insert(self.late_table).values(
+            assignment=a.name, student=sub.student_id, penalty=penalty, lateness=json.dumps(lateness.to_json()),
+            applied_at=_now()))
+        return LateRecord(sub.student_id, raw, top, penalty, lateness)
+
+    def late(self, assignment: str) -> dict[str, LateRecord]:
+        """The late penalty of every graded submission of `assignment` and why (Lateness NO_DUE when kit never
+        applied deadlines to it)."""
+        from nbgrader.api import Assignment, SubmittedAssignment
+        from sqlalchemy import select
+
+        why = {row.student: Lateness.from_json(json.loads(row.lateness)) for row in self.db.execute(
+            select(self.late_table).where(self.late_table.c.assignment == assignment))}
+        out = {}
+        for sub in (self.db.query(SubmittedAssignment).join(Assignment).filter(Assignment.name == assignment)
+                    .order_by(SubmittedAssignment.student_id)):
+            out[sub.student_id] = LateRecord(sub.student_id, float(sub.score), float(sub.max_score),
+                                             float(sub.late_submission_penalty or 0.0),
+                                             why.get(sub.student_id, Lateness(NO_DUE)))
+        return out
+
     # -- export ----------------------------------------------------------------------------------
 
     def export_rows(self, assignments: list[str] | None = None, students: list[str] | None = None) -> list[dict]:
@@ -332,13 +435,15 @@ class Gradebook:
             if assignments and a.name not in assignments:
                 continue
             cells = [c.name for nb in a.notebooks for c in nb.grade_cells]
+            why = self.late(a.name)
             for s in self.nb.students:
                 if students and s.id not in students:
                     continue
                 row = {"assignment": a.name, "student_id": s.id, "last_name": s.last_name or "",
-                       "first_name": s.first_name or "", "email": s.email or "", "timestamp": "",
+                       "first_name": s.first_name or "", "email": s.email or "",
+                       "duedate": str(a.duedate or ""), "timestamp": "",
                        "raw_score": 0.0, "late_submission_penalty": 0.0, "score": 0.0,
-                       "max_score": float(a.max_score), "components": {c: 0.0 for c in cells}}
+                       "max_score": float(a.max_score), "late": "", "components": {c: 0.0 for c in cells}}
                 try:
                     sub = self.nb.find_submission(a.name, s.id)
                 except MissingEntry:
@@ -347,6 +452,8 @@ class Gradebook:
                 penalty = sub.late_submission_penalty or 0.0
                 row.update(timestamp=str(sub.timestamp or ""), raw_score=float(sub.score),
                            late_submission_penalty=float(penalty), score=max(0.0, float(sub.score) - penalty))
+                if s.id in why:
+                    row["late"] = why[s.id].lateness.describe()
                 for nb in sub.notebooks:
                     for g in nb.grades:
                         row["components"][g.cell.name] = float(g.score)
@@ -358,8 +465,8 @@ class BackgroundGradebook:
     """A `Gradebook` opened in a thread, for `kit grade`: its workers start grading at once, planned from
     `read_stored`, while nbgrader is imported; the first result to write waits for the gradebook."""
 
-    def __init__(self, url: str) -> None:
-        self.url = url
+    def __init__(self, url: str, deadlines: Deadlines | None = None) -> None:
+        self.url, self.deadlines = url, deadlines
         self._book: Gradebook | None = None
         self._error: Exception | None = None
         self._thread = threading.Thread(target=self._open, name="kit-open-gradebook", daemon=True)
@@ -367,7 +474,7 @@ class BackgroundGradebook:
 
     def _open(self) -> None:
         try:
-            book = Gradebook(self.url)
+            book = Gradebook(self.url, self.deadlines)
             book.db.remove()  # nbgrader's session is per thread: the threads that use the book make their own
             self._book = book
         except Exception as exc:  # noqa: BLE001 - a bad URL, a locked or foreign database: said by opened()
@@ -397,3 +504,12 @@ class BackgroundGradebook:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    """A zoned time as nbgrader stores times: naive, in UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment is not None else None

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from .course import Assignment, ConfigError, is_hidden_file, load_assignment
-from .forbidden import scan_files
+from .files import within
+from .forbidden import describe, scan_files
 from .remote import HELPERS, STUDENT, CheckFailed, Remote
 from .report import (
     ERROR,
@@ -37,6 +38,7 @@ from .runner import ChildError, Runner, SubmissionBroken, open_runner
 
 SESSION = "kit-session"
 NO_CUDA_MESSAGE = "not run: no CUDA device"
+MAX_MESSAGE = 8_000  # characters of one check's message or one problem kept (what the child sent is in it)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -171,10 +173,12 @@ class KitSession:
         status, message, reason = outcome_of(call, report)
         if status == SKIPPED and item.get_closest_marker("gpu") and not self.cuda:
             reason = NO_CUDA
+        elif status == SKIPPED:  # only that rule may take a check out of the maximum score, never a run
+            status, message = ERROR, f"{message}: a check is not run only when it needs CUDA and there is none"
         output = self.runner.take_output() if self.runner else ""
         return CheckResult(
             id=check_id(item), component=component_of(item), status=status,
-            points=max_points if status == PASSED else 0.0, max_points=max_points, message=message,
+            points=max_points if status == PASSED else 0.0, max_points=max_points, message=kept(message),
             description=doc[0] if doc else "", hidden=item.get_closest_marker("hidden") is not None,
             gpu=item.get_closest_marker("gpu") is not None, output=output,
             duration=round(time.monotonic() - item.stash.get(_started, 0), 4), reason=reason,
@@ -208,7 +212,7 @@ class KitSession:
     def report(self) -> Report:
         problems = self.problems()
         checks = [apply_problems(r, problems) for r in self.results]
-        notes = list(self.notes)
+        notes = list(self.notes) + (self.runner.notes if self.runner else [])
         not_run = sum(1 for c in checks if c.reason == NO_CUDA)
         if not_run:
             notes.append(Note(GPU, f"{not_run} GPU check(s) not run: no CUDA device"))
@@ -219,30 +223,32 @@ class KitSession:
         """What is wrong with the whole submission or a whole component, each said once."""
         out = []
         if self.runner is not None and self.runner.unusable:
-            out.append(Problem(UNUSABLE, self.runner.unusable))
+            out.append(Problem(UNUSABLE, kept(self.runner.unusable)))
         for component, why in self.forbidden_by_component().items():
             who = "every component" if component == "*" else component
-            out.append(Problem(FORBIDDEN, f"uses a forbidden API: {'; '.join(why)}. {who} must compute this "
-                                          f"itself, so every check of {who} scores 0.",
+            out.append(Problem(FORBIDDEN, kept(f"uses a forbidden API: {'; '.join(why)}. {who} must compute this "
+                                               f"itself, so every check of {who} scores 0."),
                                None if component == "*" else component))
         return out
 
     def forbidden_by_component(self) -> dict[str, list[str]]:
         """component -> why it scores zero ("*" for every component)."""
         found: dict[str, list[str]] = {}
+        static: set[tuple[str, str]] = set()  # (component, name) the scan found: said once, where it is
         runner = self.runner
-        scanned = [runner.filename, *(file for file, _ in runner.imported)] if runner else []
         folder = runner.request.student_file.parent if runner else self.submission
+        scanned = [runner.filename, *(file for file, _ in runner.imported if within(folder, file))] if runner else []
         for hit in scan_files(folder, scanned, self.assignment.all_forbidden()):
-            where = f"{hit.name} ({hit.file}, line {hit.line}: {hit.spelled})"
-            found.setdefault(hit.component or "*", []).append(where)
+            found.setdefault(hit.component or "*", []).append(
+                describe(hit.name, f"{runner.locate(hit.file, hit.line)}: {hit.spelled}"))
+            static.add((hit.component or "*", hit.name))
         for component, names in self.runtime_hits.items():
             for name in dict.fromkeys(names):
-                if not any(w.startswith(name + " ") for w in found.get(component, [])):
-                    found.setdefault(component, []).append(f"{name} (called while your code ran)")
+                if (component, name) not in static:
+                    found.setdefault(component, []).append(describe(name, "called while your code ran"))
         if runner is not None:
             for name in runner.import_hits:
-                found.setdefault("*", []).append(f"{name} (called while importing your file)")
+                found.setdefault("*", []).append(describe(name, "called while importing your file"))
         return found
 
 
@@ -273,6 +279,13 @@ def validate(item: pytest.Item, assignment: Assignment) -> None:
 
 def component_of(item: pytest.Item) -> str:
     return str(item.get_closest_marker("component").args[0])
+
+
+def kept(message: str) -> str:
+    """A message cut to MAX_MESSAGE characters: a check may quote what the child sent, which can be huge."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    return message[:MAX_MESSAGE] + f"\n[... {len(message) - MAX_MESSAGE} more characters not kept]"
 
 
 def outcome_of(call: pytest.CallInfo, report: pytest.TestReport) -> tuple[str, str, str]:

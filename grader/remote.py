@@ -6,6 +6,7 @@ however many steps it takes, and nothing from the child is ever executed here.
 """
 from __future__ import annotations
 
+import cmath
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,13 +159,60 @@ for _name in ("add", "sub", "mul", "truediv", "matmul", "pow", "radd", "rsub", "
 Proxy.__neg__ = lambda self: self._remote.record("getattr", self, f"-{self._expr}", name="__neg__")()
 
 
-def fetch(*proxies: Proxy) -> Any:
-    """Run everything recorded so far and bring these values back as data."""
+def fetch(*proxies: Proxy, finite: bool = True) -> Any:
+    """Run everything recorded so far and bring these values back as data.
+
+    Every floating-point number fetched must be finite, or the check fails saying where the
+    NaN or inf is: a check written as `if error > tol: fail(...)` would let them pass, since
+    every comparison with NaN is false. A check that expects non-finite values passes
+    `finite=False` and judges them with `assert_close`, which compares where NaN and inf are.
+    """
     if not proxies:
         raise TypeError("fetch() needs at least one proxy")
     remote = proxies[0]._remote
     values = remote.flush([p._id for p in proxies])["values"]
+    if finite:
+        for proxy, value in zip(proxies, values):
+            problem = non_finite(value)
+            if problem:
+                raise CheckFailed(f"{proxy._expr}{problem}")
     return values[0] if len(proxies) == 1 else tuple(values)
+
+
+def non_finite(value: Any, where: str = "") -> str | None:
+    """Where `value` (data fetched from the child) holds NaN or inf, said for people; None if nowhere."""
+    if isinstance(value, float | complex):
+        return None if cmath.isfinite(value) else f"{where} is {_word(value)}, not a finite number"
+    if isinstance(value, dict):
+        items = ((f"{where}[{k!r}]", v) for k, v in value.items())
+    elif isinstance(value, list | tuple):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+    elif type(value).__name__ == "Tensor":  # whoever fetched a tensor has imported torch
+        return _non_finite_tensor(value, where)
+    else:
+        return None
+    return next((problem for w, v in items if (problem := non_finite(v, w))), None)
+
+
+def _non_finite_tensor(t, where: str) -> str | None:
+    import torch
+
+    if not (t.is_floating_point() or t.is_complex()) or t.device.type == "meta":
+        return None
+    bad = ~torch.isfinite(t).cpu()
+    if not bool(bad.any()):
+        return None
+    if t.numel() == 1:
+        return f"{where} is {_word(t.item())}, not a finite number"
+    nan = int(torch.isnan(t).sum())
+    counts = " and ".join(f"{n} {kind}" for n, kind in ((nan, "NaN"), (int(bad.sum()) - nan, "inf")) if n)
+    first = ", ".join(str(int(i)) for i in bad.nonzero()[0])
+    return (f"{where} holds {counts} among its {t.numel()} values (first at index ({first}"
+            f"{',' if t.dim() == 1 else ''})): expected finite numbers")
+
+
+def _word(x: float | complex) -> str:
+    return "NaN" if x != x else str(x)  # inf, -inf, or a complex number with an infinite part
 
 
 def run(proxy: Proxy) -> None:
@@ -175,7 +223,7 @@ def run(proxy: Proxy) -> None:
 def student_raises(proxy: Proxy) -> StudentException:
     """The exception the student's code raised computing this value; fails the check if none was."""
     try:
-        fetch(proxy)
+        fetch(proxy, finite=False)
     except StudentCodeError as exc:
         student = getattr(exc, "student", None)
         if student is not None:

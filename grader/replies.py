@@ -6,10 +6,12 @@ length the grader keeps. A reply that does not fit is treated like garbage on th
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 MAX_OUTPUT = 20_000  # characters of what the student's code printed, per reply
 MAX_TEXT = {"message": 2000, "traceback": 4000, "where": 200, "type": 100}
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class BadReply(ValueError):
@@ -45,6 +47,16 @@ def _error(value: Any) -> dict | None:
             **{key: _text(e[key], f"error.{key}", limit) for key, limit in MAX_TEXT.items()}}
 
 
+def inside(path: str) -> bool:
+    """Whether `path` is a plain relative file name: no root, drive, `..` or empty part.
+
+    The grader reads the files the child says it imported (the forbidden-API scan), so any other
+    name is dropped here; where a plain name leads on disk (links) is checked before it is read
+    (kit.grader.files.within)."""
+    parts = re.split(r"[/\\]", path)
+    return 0 < len(path) <= 500 and ":" not in path and all(p not in ("", ".", "..") for p in parts)
+
+
 def _flag(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
         raise BadReply(f"{name} is not true or false")
@@ -60,7 +72,8 @@ def hello(reply: Any) -> dict:
         raise BadReply("imported is not a list of [file, sha256]")
     out = {"ready": _flag(r["ready"], "ready"), "error": _error(r["error"]),
            "output": _text(r["output"], "output", MAX_OUTPUT), "forbidden": _names(r["forbidden"], "forbidden"),
-           "cuda": _flag(r["cuda"], "cuda"), "imported": [(f[:500], h[:64]) for f, h in imported]}
+           "cuda": _flag(r["cuda"], "cuda"),
+           "imported": [(f, h) for f, h in imported if inside(f) and SHA256.fullmatch(h)]}
     if out["ready"] == (out["error"] is not None):
         raise BadReply("a hello is either ready or has an error")
     return out

@@ -21,6 +21,7 @@ FORBIDDEN = "forbidden"  # the component used a forbidden API: Report.problems s
 # kinds of Note
 SANDBOX = "sandbox"  # the child ran without the sandbox it should have had
 GPU = "gpu"  # checks that could not run on this machine
+LEFT_OUT = "left_out"  # what of a notebook was not graded (statements that do work, magics, shell escapes)
 INFO = "info"
 
 

@@ -15,7 +15,9 @@ from pathlib import Path
 from . import replies
 from .child.wire import ChannelClosed, WireError, read_message, write_message
 from .course import Assignment
-from .launch import ChildHandle, Launcher, SpawnRequest
+from .graded import GradedFile, graded_file
+from .launch import CHILD_PACKAGE, ChildHandle, Launcher, SpawnRequest
+from .report import Note
 
 MAX_RESTARTS = 3
 MAX_KEPT_OUTPUT = 200_000  # characters of student output kept for one whole submission
@@ -36,8 +38,9 @@ class SubmissionBroken(ChildError):
 class Runner:
     """Runs one submission's code in a child process, one batch of operations at a time."""
 
-    def __init__(self, request: SpawnRequest, launcher: Launcher) -> None:
+    def __init__(self, request: SpawnRequest, launcher: Launcher, graded: GradedFile | None = None) -> None:
         self.request = request
+        self.graded = graded or GradedFile(request.student_file, request.student_file.name)
         self.launcher = launcher
         self.limits = launcher.limits
         self.child: ChildHandle | None = None
@@ -53,7 +56,17 @@ class Runner:
 
     @property
     def filename(self) -> str:
-        return self.request.student_file.name
+        """The graded file as the student knows it (hw1.ipynb for a notebook, whose module the child imports)."""
+        return self.graded.name
+
+    @property
+    def notes(self) -> list[Note]:
+        """What the report should say about the graded file (which one was chosen, what of it was left out)."""
+        return self.graded.notes
+
+    def locate(self, file: str, line: int) -> str:
+        """A line of a file the child imported, as the student finds it (a notebook's cell)."""
+        return self.graded.locate(file, line)
 
     def mark_unusable(self, why: str) -> None:
         """Nothing of this submission can run (its file is missing): every check says so, once."""
@@ -86,6 +99,7 @@ class Runner:
             write_message(self.child.wfd, msg)
             reply = replies.batch(read_message(self.child.rfd, time.monotonic() + timeout),
                                   len(msg["ops"]), len(msg["fetch"]))
+            reply["error"] = self.graded.relocate(reply["error"])
         except TimeoutError:
             self._lost(f"timed out after {timeout:g} s")
             raise CheckTimeout(f"timed out after {timeout:g} s (is there an endless loop?)") from None
@@ -129,8 +143,8 @@ class Runner:
             if hello["ready"]:
                 child.hello = hello
                 return
-            self.import_error = hello["error"]
-            self.broken = import_error_message(self.filename, hello["error"])
+            self.import_error = self.graded.relocate(hello["error"])
+            self.broken = import_error_message(self.filename, self.import_error)
         self.unusable = self.broken
         self.close()
         raise SubmissionBroken(self.broken)
@@ -153,10 +167,14 @@ def import_error_message(filename: str, error: dict) -> str:
 
 
 def open_runner(assignment: Assignment, submission: Path, launcher: Launcher) -> Runner:
-    """The runner for `assignment`'s file in the folder `submission`, its child not started yet."""
-    submission = submission.resolve()
-    request = SpawnRequest(submission / assignment.file, assignment.helpers_file, assignment.all_forbidden())
-    runner = Runner(request, launcher)
-    if not request.student_file.is_file():
-        runner.mark_unusable(f"{assignment.file} not found in {submission}")
+    """The runner for `assignment`'s file in `submission` (a folder, or a notebook), its child not started yet.
+
+    The caller discards `runner.graded` once the report is made (a notebook's module lives in a private
+    folder until then).
+    """
+    helpers = assignment.helpers_file
+    graded = graded_file(assignment, submission.resolve(), [str(CHILD_PACKAGE)] + ([str(helpers)] if helpers else []))
+    runner = Runner(SpawnRequest(graded.path, helpers, assignment.all_forbidden()), launcher, graded)
+    if graded.unusable:
+        runner.mark_unusable(graded.unusable)
     return runner

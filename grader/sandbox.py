@@ -16,9 +16,11 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import platform
 import shutil
 import signal
 import stat
+import struct
 import subprocess
 import sys
 import sysconfig
@@ -37,24 +39,53 @@ SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "passwd", "group", "nsswitch.conf",
              "alternatives")
 
+FORK_HELPERS = 2  # a forked child's keeper and init (kit.grader.child.zygote) count against its process limit
+
+# No child needs the kernel's keyrings, and with them one could leave a key for the next, or
+# (under a non-root grader, whose uid it shares) write into the grader's own user keyring. A
+# seccomp filter refuses add_key, request_key and keyctl (EPERM), and kills a process that
+# makes system calls of another architecture (i386 or x32 on x86_64) or of unknown number
+# ranges. Per machine: the audit architecture and the three calls' numbers.
+KEY_SYSCALLS = {"x86_64": (0xC000003E, (248, 249, 250)), "aarch64": (0xC00000B7, (217, 218, 219))}
+
+
+def seccomp_filter(machine: str = platform.machine()) -> bytes:
+    """The classic BPF program (struct sock_filter[]) described above; empty where the numbers are unknown."""
+    if machine not in KEY_SYSCALLS:
+        return b""
+    arch, (add_key, request_key, keyctl) = KEY_SYSCALLS[machine]
+    load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06  # BPF_LD|W|ABS, BPF_JMP|JEQ|K, BPF_JMP|JGE|K, BPF_RET|K
+    kill, allow, eperm = 0x80000000, 0x7FFF0000, 0x00050001  # SECCOMP_RET_KILL_PROCESS, _ALLOW, _ERRNO|EPERM
+    program = [(load, 0, 0, 4), (jeq, 1, 0, arch), (ret, 0, 0, kill),  # seccomp_data.arch
+               (load, 0, 0, 0), (jge, 4, 0, 0x40000000),  # seccomp_data.nr; x32 calls have bit 30 set
+               (jeq, 3, 0, add_key), (jeq, 2, 0, request_key), (jeq, 1, 0, keyctl),
+               (ret, 0, 0, allow), (ret, 0, 0, eperm)]
+    return b"".join(struct.pack("=HBBI", *instruction) for instruction in program)
+
+
 # Runs first inside the sandbox, then becomes the child (exec): drops root, takes a user
-# namespace of its own so the process limit counts this sandbox's processes only, sets
-# that limit, and starts the real command. Plain `python -c` so it needs nothing mounted.
+# namespace of its own so the process limit counts this sandbox's processes only, sets that
+# limit (unless told -1), installs the seccomp filter (hex; bwrap has set no_new_privs), and
+# starts the real command. Plain `python -c` so it needs nothing mounted.
 TRAMPOLINE = """\
-import os, resource, sys
-nproc, nproc_own_ns, uid = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+import ctypes, os, resource, sys
+nproc, nproc_own_ns, uid = (int(a) for a in sys.argv[1:4])
+program = bytes.fromhex(sys.argv[4])
+libc = ctypes.CDLL(None, use_errno=True)
 if uid >= 0:
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
-    try:
-        import ctypes
-        if ctypes.CDLL(None, use_errno=True).unshare(0x10000000) == 0:
-            nproc = nproc_own_ns
-    except Exception:
-        pass
-resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
-os.execv(sys.argv[4], sys.argv[4:])
+    if libc.unshare(0x10000000) == 0:
+        nproc = nproc_own_ns
+if nproc >= 0:
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+if program:
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+    if libc.prctl(22, 2, ctypes.byref(Program(len(program) // 8, program)), 0, 0) != 0:
+        sys.exit("kit: cannot install the seccomp filter: " + os.strerror(ctypes.get_errno()))
+os.execv(sys.argv[5], sys.argv[5:])
 """
 
 
@@ -83,9 +114,10 @@ NAMESPACES = ("--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"
 
 
 def candidate_modes(euid: int, features: frozenset[str]) -> list[Mode]:
-    if euid == 0:
-        return [Mode("root-drop", NAMESPACES + ("--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"), NOBODY),
-                Mode("root", NAMESPACES)]
+    if euid == 0:  # bwrap keeps every capability of a root caller unless told to drop them
+        return [Mode("root-drop", NAMESPACES + ("--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add",
+                                                "CAP_SETGID"), NOBODY),
+                Mode("root", NAMESPACES + ("--cap-drop", "ALL"))]
     userns = ("--unshare-user",) + (("--disable-userns",) if "--disable-userns" in features else ())
     return [Mode("user", NAMESPACES + userns, own_userns=True), Mode("user-setuid", NAMESPACES)]
 
@@ -364,18 +396,30 @@ class BwrapLauncher(PlainLauncher):
             ro.append((shown, shown))
         if self.mode.drop_uid is not None:
             ro = [(readable_copy(src, staging), dest) for src, dest in ro]
-        return self.bwrap_args(scratch, ro) + self.trampoline(argv)
+        zygote = command.student_file is None  # a fork server (see ChildCommand)
+        return self.bwrap_args(scratch, ro, zygote=zygote) + self.trampoline(argv, zygote=zygote)
 
-    def trampoline(self, argv: list[str]) -> list[str]:
-        own, uid = self.max_processes, self.mode.drop_uid
+    def trampoline(self, argv: list[str], *, zygote: bool = False) -> list[str]:
+        # A fork server stays the grader's user (root: then its children's uid differs from its own);
+        # its process limit leaves room for itself and each child's keeper and init.
+        uid = None if zygote else self.mode.drop_uid
+        own = self.max_processes + (1 + FORK_HELPERS if zygote else 0)
         if self.mode.own_userns:
             shared = own
+        elif zygote and self.mode.drop_uid is not None:
+            shared = -1  # root: each child sets its own limit after switching to nobody
         else:  # the limit counts every process of that uid on the machine
             shared = tasks_of(uid if uid is not None else os.getuid()) + own
-        return [argv[0], "-P", "-s", "-c", TRAMPOLINE, str(shared), str(own),
-                str(uid if uid is not None else -1), *argv]
+        return [argv[0], "-P", "-s", "-c", TRAMPOLINE, str(shared), str(own), str(uid if uid is not None else -1),
+                seccomp_filter().hex(), *argv]
 
-    def bwrap_args(self, scratch: str, ro_binds: list[tuple[str, str]]) -> list[str]:
+    def fork_isolation(self) -> dict:
+        """How a fork server in this sandbox walls off each child (kit.grader.child.zygote.Isolation)."""
+        return {"uid": self.mode.drop_uid, "nproc": self.max_processes + FORK_HELPERS}
+
+    def bwrap_args(self, scratch: str, ro_binds: list[tuple[str, str]], *, zygote: bool = False) -> list[str]:
+        # a fork server makes a user namespace per child: it must be allowed to (it runs no student code)
+        flags = [f for f in self.mode.flags if not (zygote and f == "--disable-userns")]
         m = Mounts(self.features)
         for d in SYSTEM_DIRS:
             if os.path.islink(d):
@@ -398,12 +442,13 @@ class BwrapLauncher(PlainLauncher):
             perms = ["--perms", "0777"] if "--perms" in self.features else []
             m.add("--tmpfs", scratch, *perms, "--size", str(self.scratch_mb << 20))
         else:
-            if self.mode.drop_uid is not None:
-                os.chown(scratch, self.mode.drop_uid, self.mode.drop_uid)
+            if self.mode.drop_uid is not None:  # a root fork server (its group) must still see what is in it
+                os.chown(scratch, self.mode.drop_uid, os.getgid() if zygote else self.mode.drop_uid)
+                os.chmod(scratch, 0o750 if zygote else 0o700)
             m.add("--bind", scratch, src=scratch)
         for src, dest in sorted(ro_binds, key=lambda b: len(b[1])):
             m.add("--ro-bind", dest, src=src)
-        return [self.bwrap, *self.mode.flags, "--die-with-parent", "--new-session", *m.args,
+        return [self.bwrap, *flags, "--die-with-parent", "--new-session", *m.args,
                 "--remount-ro", "/proc", "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", scratch,
                 "--setenv", "HOME", scratch, "--setenv", "TMPDIR", scratch, "--"]
 

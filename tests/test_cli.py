@@ -121,7 +121,8 @@ def test_gradescope_usage_errors(tmp_path):
     usage_error(kit("gradescope", "hw1", "--course", str(ROOT), "--path", str(tmp_path / "nope")), "no folder")
 
 
-@pytest.mark.parametrize("command", ["check", "release", "collect", "grade", "export", "feedback", "gradescope"])
+@pytest.mark.parametrize("command", ["check", "release", "collect", "grade", "late", "extend", "export", "feedback",
+                                     "report", "gradescope", "similarity"])
 def test_every_command_has_help(command):
     result = kit(command, "--help")
     assert result.exit_code == 0 and "Usage:" in result.output

@@ -1,6 +1,8 @@
 """`kit release`: what students get holds no solution and no hidden check, and still works on its own.
 
-- `assignments/hwN/` is exactly what `kit release` generates from `solutions/hwN/` (no drift);
+- `assignments/hwN/` is exactly what `kit release` generates from `solutions/hwN/` (no drift), and the
+  notebook form of the handout (`kit release hwN --notebook`) holds that stub and that handout, passes
+  its self-check, and is a valid nbgrader student notebook;
 - a bundle (`kit release hwN --out DIR`) has no hidden check file, no hidden check name, no line of
   a solution region, and `kit check hwN` inside it, with only kit installed and the solution copied
   in, gives full public marks.
@@ -14,9 +16,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from kit.grader.course import is_hidden_file
+from kit.grader.notebook import definitions_digest
 from kit.grader.release import BEGIN, END, write_bundle, write_student_files
 from tests.conftest import ROOT
 
@@ -147,3 +151,96 @@ def test_kit_release_command_writes_a_bundle(tmp_path):
     assert run.returncode == 0, run.stderr
     assert (out / "kit.toml").is_file() and (out / "hw1" / "my_linear.py").is_file()
     assert not list(out.rglob("*_hidden*"))
+
+
+# -- the notebook form of the handout ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def notebooks(course, tmp_path_factory) -> dict[str, Path]:
+    """Each assignment released with --notebook, as it would be today."""
+    out = {}
+    for name in ASSIGNMENTS:
+        dest = tmp_path_factory.mktemp(f"notebook-{name}")
+        write_student_files(course, course.assignment(name), dest, notebook=True)
+        out[name] = dest
+    return out
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_notebook_handout_holds_the_released_stub_and_handout(course, notebooks, name, tmp_path):
+    """No drift between the two forms: the notebook's code is assignments/hwN's stub, its text the README."""
+    spec = course.assignment(name)
+    released = course.assignments / name
+    assert sorted(p.name for p in notebooks[name].iterdir()) == sorted(["README.md", spec.notebook])
+    nb = nbformat.read(notebooks[name] / spec.notebook, as_version=4)
+    nbformat.validate(nb)
+    stub = (released / spec.file).read_text()
+    solution_cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    assert "\n\n\n".join(c.source for c in solution_cells) + "\n" == stub  # cut only before a class or function
+    assert nb.metadata.kit == {"assignment": name, "file": spec.file, "stub": definitions_digest(stub)}
+    readme = (released / "README.md").read_text()
+    handout = [c.source for c in nb.cells if c.id.startswith("handout-")]
+    assert "\n\n".join(handout) == readme.strip()
+    assert nb.cells[-1].source == f"%load_ext kit.cli\n%kit check {name}"
+    rules = next(c.source for c in nb.cells if c.id == "how-to-work")
+    for words in ("only definitions", "left out", "%kit check", "Colab", "save", "cell 5, line 3"):
+        assert words.lower() in rules.lower(), words
+    write_student_files(course, spec, tmp_path, notebook=True)  # stable: the same bytes, the same cell ids
+    assert (tmp_path / spec.notebook).read_bytes() == (notebooks[name] / spec.notebook).read_bytes()
+
+
+def test_the_notebook_handout_is_an_nbgrader_student_notebook(course, notebooks):
+    from nbgrader.nbgraderformat import MetadataValidator
+    from nbgrader.utils import compute_checksum
+
+    for name, folder in notebooks.items():
+        nb = nbformat.read(folder / course.assignment(name).notebook, as_version=4)
+        MetadataValidator().validate_nb(nb)
+        graded = [c for c in nb.cells if "nbgrader" in c.metadata]
+        assert all(c.metadata.nbgrader.checksum == compute_checksum(c) for c in graded)
+        assert all(c.metadata.nbgrader.locked and not c.metadata.get("editable", True)
+                   for c in nb.cells if c.cell_type == "markdown")
+        code = [c for c in graded if c.cell_type == "code"]
+        assert [c.metadata.nbgrader.grade_id for c in code] == [c.id for c in code]
+        assert code[-1].metadata.nbgrader.locked and all(c.metadata.nbgrader.solution for c in code[:-1])
+
+
+def test_a_notebook_release_replaces_the_py_stub_and_back(course, tmp_path):
+    spec = course.assignment("hw1")
+    write_student_files(course, spec, tmp_path)
+    write_student_files(course, spec, tmp_path, notebook=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "hw1.ipynb"]
+    write_student_files(course, spec, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md", "my_linear.py"]
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_notebook_self_check_is_green(course, name):
+    """`kit release hwN --notebook`: the solution notebook scores full marks, the stub notebook zero."""
+    from kit.grader.launch import Limits
+    from kit.grader.release import self_check
+    from kit.grader.sandbox import make_launcher
+
+    spec = course.assignment(name)
+    launcher = make_launcher(Limits(check_timeout=spec.check_timeout, time_budget=spec.time_budget), require=False)
+    try:
+        solved, stubbed = self_check(course, spec, launcher, notebook=True)
+    finally:
+        launcher.close()
+    assert solved.graded_file == stubbed.graded_file == spec.notebook
+    assert solved.score == solved.max_score > 0 and stubbed.score == 0
+
+
+def test_a_course_can_hand_out_notebooks_by_default(tmp_path):
+    course = tmp_path / "course"
+    shutil.copytree(ROOT / "solutions" / "hw1", course / "solutions" / "hw1")
+    (course / "kit.toml").write_text(f'[course]\nsuites = "{ROOT / "grader" / "suites"}"\nassignments = "out"\n'
+                                     'solutions = "solutions"\nhandout = "notebook"\n')
+    run = subprocess.run([KIT, "release", "hw1", "--no-verify"], cwd=course, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert sorted(p.name for p in (course / "out" / "hw1").iterdir()) == ["README.md", "hw1.ipynb"]
+    run = subprocess.run([KIT, "release", "hw1", "--no-verify", "--py"], cwd=course, capture_output=True, text=True)
+    assert sorted(p.name for p in (course / "out" / "hw1").iterdir()) == ["README.md", "my_linear.py"]
+    (course / "kit.toml").write_text((course / "kit.toml").read_text().replace('"notebook"', '"ipynb"'))
+    run = subprocess.run([KIT, "release", "hw1", "--no-verify"], cwd=course, capture_output=True, text=True)
+    assert run.returncode == 2 and "handout" in run.stderr and "'py', 'notebook'" in run.stderr

@@ -224,7 +224,10 @@ def test_redteam(case, course, assignment, any_launcher, capfd):
     protected = {p: hashlib.sha256(p.read_bytes()).hexdigest()
                  for p in [*HW1.iterdir(), REPO / "solutions" / "hw1" / "my_linear.py"] if p.is_file()}
 
+    zygote = getattr(launcher, "zygote", None)  # the fork server the earlier cases shared
     report = grade(assignment, submission, launcher=launcher)
+    if zygote is not None:
+        assert launcher.zygote is zygote and zygote.alive, "the case cost the fork server: it was replaced"
 
     failing = sorted(c.id for c in report.checks if c.status not in (PASSED, SKIPPED))
     summary = "\n".join(f"{c.id}: {c.status} {c.message[:300]}" for c in report.checks if c.status != PASSED)

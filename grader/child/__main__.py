@@ -15,15 +15,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--forbid", action="append", default=[])
     parser.add_argument("--scratch", required=True)
     parser.add_argument("--zygote", type=int, metavar="FD", help="be a fork server on this socket")
-    parser.add_argument("--own-pid-namespace", action="store_true", help="the zygote may kill(-1) after a child")
+    parser.add_argument("--isolate", metavar="JSON", help="how the zygote walls each child off (zygote.Isolation)")
     args = parser.parse_args(argv)
     defer_dynamo_import()
     if args.zygote is not None:
         import socket
 
-        from .zygote import Zygote
+        from .zygote import Isolation, Zygote
 
-        Zygote(socket.socket(fileno=args.zygote), args.scratch, args.helpers, args.own_pid_namespace).run()
+        isolation = Isolation.parse(args.isolate) if args.isolate else None
+        Zygote(socket.socket(fileno=args.zygote), args.scratch, args.helpers, isolation).run()
     else:
         from .runtime import serve
 

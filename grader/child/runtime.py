@@ -17,8 +17,8 @@ import traceback
 
 import torch
 
-from .guard import FunctionGuard, Guard, resolve
-from .wire import ChannelClosed, Ref, read_message, write_message
+from .guard import ForbiddenCall, Guard, resolve
+from .wire import ChannelClosed, Ref, WireError, read_message, write_message
 
 STUDENT, HELPERS = 0, 1  # the two root handles
 MAX_OUTPUT = 20_000  # characters of student output kept per batch
@@ -107,7 +107,6 @@ class Runtime:
         self.student_dir = os.path.realpath(student_dir)
         self.objects: dict[int, object] = {}
         self.trusted: set[int] = set()
-        self.function_mode = FunctionGuard(guard)
 
     def reset(self, seed: int) -> None:
         self.objects = dict(self.roots)
@@ -144,19 +143,16 @@ class Runtime:
             self.guard.scan(result)
 
     def batch(self, msg: dict) -> dict:
+        """Run the grader's operations and fetch their results, each under the guard: helpers too may run
+        student code (a method the student overrode, a tensor subclass), and fetching may."""
         if msg["reset"]:
             self.reset(msg["seed"])
         self.guard.forbid(msg["forbidden"])
-        self.guard.enabled = set(msg["forbidden"])
         reply: dict = {"values": [], "error": None}
         for index, op in enumerate(msg["ops"]):
             untrusted = op["target"] not in self.trusted
             try:
-                if untrusted:
-                    self.guard.active = True
-                    with self.function_mode:
-                        self.run_op(op)
-                else:
+                with self.guard:
                     self.run_op(op)
             except BaseException as exc:  # student code may raise anything
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not untrusted:
@@ -164,16 +160,20 @@ class Runtime:
                 reply["error"] = self.describe(exc, index)
                 reply["error"]["where"] = where(op, self.objects.get(op["target"]))
                 break
-            finally:
-                self.guard.active = False
         if reply["error"] is None:
-            for handle in msg["fetch"]:
-                try:
-                    reply["values"].append(to_data(self.objects[handle]))
-                except NotData as exc:
-                    reply["error"] = error_info(exc, op=None, fetch=handle)
-                    reply["values"] = []
-                    break
+            handle = None
+            try:
+                with self.guard:
+                    for handle in msg["fetch"]:
+                        reply["values"].append(to_data(self.objects[handle]))
+            except BaseException as exc:  # noqa: BLE001 - NotData, or what a student's object raised when read
+                reply["error"] = error_info(exc, op=None, fetch=handle)
+                reply["values"] = []
+        try:
+            self.guard.check()
+        except ForbiddenCall as exc:  # the guard was changed: nothing this batch computed leaves
+            reply["error"] = error_info(exc, op=None)
+            reply["values"] = []
         reply["forbidden"] = list(dict.fromkeys(self.guard.hits))
         return reply
 
@@ -301,30 +301,29 @@ def serve(rfd: int, wfd: int, student_file: str, helpers_file: str | None, forbi
     output = Output(os.path.join(scratch, ".output"))
     sys.dont_write_bytecode = True
     student_dir = os.path.dirname(os.path.abspath(student_file))
-    guard = Guard()
-    guard.forbid(forbidden)
-    guard.enabled = set(forbidden)
+    guard = Guard(forbidden)
     runtime = Runtime(None, Helpers(load_helpers(helpers_file)), guard, student_dir)
     try:
-        guard.active = True
-        with FunctionGuard(guard):
+        with guard:
             student = load_student(student_file)
+        guard.check()
     except BaseException as exc:  # noqa: BLE001 - whatever the import raised is the student's error
-        guard.active = False
         write_message(wfd, {"ready": False, "error": runtime.describe(exc, -1), "output": output.take(),
                             "forbidden": list(dict.fromkeys(guard.hits)), "cuda": False,
                             "imported": imported_files(student_dir)})
         return
-    guard.active = False
     runtime.roots[STUDENT] = student
     write_message(wfd, {"ready": True, "error": None, "output": output.take(),
                         "forbidden": list(dict.fromkeys(guard.hits)), "cuda": torch.cuda.is_available(),
                         "imported": imported_files(student_dir)})
     while True:
         try:
-            msg = read_message(rfd)
+            msg = read_message(rfd, requests=True)
         except ChannelClosed:
             return
         reply = runtime.batch(msg)
         reply["output"] = output.take()
-        write_message(wfd, reply)
+        try:
+            write_message(wfd, reply)
+        except WireError as exc:  # raised before anything is written: say why instead of dying
+            write_message(wfd, {**reply, "values": [], "error": error_info(exc, op=None)})

@@ -7,9 +7,13 @@ attributes or a subclass, share storage, pretend to be larger than it is, or tak
 linear time to read:
 
 - tensors are rebuilt from their dense bytes as fresh, plain tensors of an allowed dtype
-  (`numel * itemsize` must equal the bytes sent; the elements of one message are capped);
+  (`numel * itemsize` must equal the bytes sent; the elements of one message and every
+  dimension are capped, so nothing is computed on a shape before it is known to be small;
+  a bool is a 0 or a 1; a tensor on a device this process lacks is refused, not an error);
 - dictionary keys are strings or small integers (no crafted hash collisions), structures
   are capped in depth and size, and decoding checks its deadline as it goes;
+- handles on objects in the child (`Ref`), slices and Ellipsis only travel in the grader's
+  requests: a reply (`requests=False`) holds data and nothing else;
 - strings are valid UTF-8 with no control characters except newline and tab, so a reply
   cannot move a terminal's cursor or break a feedback page.
 """
@@ -26,7 +30,7 @@ from typing import Any
 
 FRAME = struct.Struct("<QQ")  # header bytes, tensor bytes
 MAX_MESSAGE = 64 << 20  # a reply larger than this is not data a check asked for
-MAX_ELEMENTS = 32 << 20  # tensor elements in one message
+MAX_ELEMENTS = 8 << 20  # tensor elements in one message (the most a check of hw1-hw6 fetches at once: 648,458)
 MAX_NODES = 1 << 20  # values in one message
 MAX_DEPTH = 32
 MAX_KEY = 1 << 31  # integer keys stay below this (their hashes cannot be made to collide)
@@ -66,6 +70,7 @@ class _Encoder:
     def __init__(self) -> None:
         self.blobs: list[bytes] = []
         self.size = 0
+        self.elements = 0
 
     def node(self, value: Any, depth: int = 0) -> Any:
         import torch
@@ -93,7 +98,7 @@ class _Encoder:
         if isinstance(value, list):
             return {"l": [self.node(v, depth + 1) for v in value]}
         if isinstance(value, dict):
-            return {"d": [[self.node(k, depth + 1), self.node(v, depth + 1)] for k, v in value.items()]}
+            return {"d": [[self.key(k), self.node(v, depth + 1)] for k, v in value.items()]}
         if isinstance(value, slice):
             return {"s": [self.node(value.start), self.node(value.stop), self.node(value.step)]}
         if value is Ellipsis:
@@ -102,12 +107,22 @@ class _Encoder:
             return {"b": self.blob(value)}
         raise WireError(f"a {type(value).__qualname__} object is not data")
 
+    def key(self, key: Any) -> str | int:
+        if isinstance(key, str) or (type(key) is int and -MAX_KEY < key < MAX_KEY):
+            return key
+        raise WireError(f"a dictionary key {type(key).__qualname__} {str(key)[:40]!r} is not sent "
+                        "(keys are strings or small integers)")
+
     def tensor(self, t) -> list:
         import torch
 
         if t.layout != torch.strided or t.is_quantized or getattr(t, "is_nested", False):
             raise WireError(f"a {t.layout} tensor is not plain data (send a dense one)")
         t = t.detach()
+        self.elements += t.numel()  # before anything is computed: a stride-0 tensor may be huge once dense
+        if self.elements > MAX_ELEMENTS:
+            raise WireError(f"a tensor of shape {tuple(t.shape)} (more than {MAX_ELEMENTS} tensor elements in "
+                            "one message)")
         dtype = str(t.dtype).removeprefix("torch.")
         if dtype not in DTYPES:
             raise WireError(f"a tensor of dtype {dtype} is not sent")
@@ -133,11 +148,15 @@ def encode(value: Any) -> bytes:
 
 # -- decoding ------------------------------------------------------------------------------------
 
+REQUEST_TAGS = frozenset({"r", "s", "e"})  # only the grader's requests carry these
+
+
 class _Decoder:
-    def __init__(self, blob: bytes, deadline: float | None, max_elements: int) -> None:
+    def __init__(self, blob: bytes, deadline: float | None, max_elements: int, requests: bool) -> None:
         self.blob, self.deadline = blob, deadline
         self.nodes = 0
         self.elements_left = max_elements
+        self.requests = requests
 
     def node(self, node: Any, depth: int = 0) -> Any:
         self.nodes += 1
@@ -154,6 +173,8 @@ class _Decoder:
         if not isinstance(node, dict) or len(node) != 1:
             raise WireError("malformed message")
         ((tag, body),) = node.items()
+        if tag in REQUEST_TAGS and not self.requests:
+            raise WireError(f"a reply carries data only, not {_TAG_NAMES[tag]}")
         if tag in ("l", "t"):
             items = [self.node(v, depth + 1) for v in _list(body)]
             return items if tag == "l" else tuple(items)
@@ -192,7 +213,7 @@ class _Decoder:
     def key(self, node: Any) -> str | int:
         if isinstance(node, str):
             return clean_text(node)
-        if isinstance(node, int) and not isinstance(node, bool) and -MAX_KEY < node < MAX_KEY:
+        if type(node) is int and -MAX_KEY < node < MAX_KEY:
             return node
         raise WireError("dictionary keys must be strings or small integers")
 
@@ -210,6 +231,8 @@ class _Decoder:
         shape = [_int(s) for s in _list(shape)]
         if len(shape) > MAX_DEPTH or any(s < 0 for s in shape):
             raise WireError("malformed tensor shape")
+        if any(s > MAX_ELEMENTS for s in shape):  # even with no elements: no shape arithmetic on huge numbers
+            raise WireError(f"a tensor of shape {tuple(shape)} is larger than one message may carry")
         numel = 1
         for s in shape:
             numel *= s
@@ -230,8 +253,18 @@ class _Decoder:
             out = torch.empty(shape, dtype=dtype)
         else:
             data = bytearray(self.blob[start:start + size])  # a copy: the tensor owns its memory
+            if dtype == torch.bool and data.translate(None, b"\0\1"):  # a byte that is neither 0 nor 1
+                raise WireError("a bool tensor holds values other than 0 and 1")
             out = torch.frombuffer(data, dtype=torch.uint8).view(dtype).reshape(shape)
-        return out if device == "cpu" else out.to(device)
+        if device == "cpu":
+            return out
+        try:
+            return out.to(device)
+        except (RuntimeError, AssertionError) as exc:  # no such device here (no CUDA, an ordinal too high)
+            raise WireError(f"a tensor on {device}, a device this grader does not have") from exc
+
+
+_TAG_NAMES = {"r": "a handle on an object", "s": "a slice", "e": "Ellipsis"}
 
 
 def _list(body: Any, length: int | None = None) -> list:
@@ -260,14 +293,19 @@ def _dtype(name: Any):
     return getattr(torch, name)
 
 
-def decode(header: bytes, blob: bytes, *, deadline: float | None = None, max_elements: int = MAX_ELEMENTS) -> Any:
-    """The value a message carries, built from scratch; WireError when it is not plain data."""
+def decode(header: bytes, blob: bytes, *, deadline: float | None = None, max_elements: int = MAX_ELEMENTS,
+           requests: bool = False) -> Any:
+    """The value a message carries, built from scratch; WireError when it is not plain data.
+
+    `requests`: the message is one of the grader's requests, which may hold `Ref`s, slices and
+    Ellipsis; anything else (a reply) holds data only.
+    """
     try:
         tree = json.loads(header.decode("utf-8", "replace"))
     except (ValueError, RecursionError) as exc:
         raise WireError(f"malformed message ({type(exc).__name__})") from None
     try:
-        return _Decoder(blob, deadline, max_elements).node(tree)
+        return _Decoder(blob, deadline, max_elements, requests).node(tree)
     except RecursionError:
         raise WireError("a structure nested too deeply") from None
 
@@ -290,13 +328,15 @@ def read_exact(fd: int, n: int, deadline: float | None = None) -> bytes:
     return b"".join(chunks)
 
 
-def read_message(fd: int, deadline: float | None = None) -> Any:
-    """One message from `fd`, read and decoded within `deadline` (a time.monotonic() value)."""
+def read_message(fd: int, deadline: float | None = None, *, requests: bool = False) -> Any:
+    """One message from `fd`, read and decoded within `deadline` (a time.monotonic() value).
+
+    `requests=True` on the child's side only (see `decode`)."""
     head, size = FRAME.unpack(read_exact(fd, FRAME.size, deadline))
     if head + size > MAX_MESSAGE:
         raise WireError(f"a message of {head + size} bytes is over the {MAX_MESSAGE} byte limit")
     header = read_exact(fd, head, deadline)
-    return decode(header, read_exact(fd, size, deadline), deadline=deadline)
+    return decode(header, read_exact(fd, size, deadline), deadline=deadline, requests=requests)
 
 
 def write_message(fd: int, value: Any) -> None:

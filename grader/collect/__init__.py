@@ -28,8 +28,10 @@ from .layouts import (
     Candidate,
     archive_candidates,
     detect_layout,
+    graded_names,
     locate_archives,
     locate_submission,
+    loose_name,
     nbgrader_candidates,
     normalize,
 )
@@ -56,11 +58,12 @@ def collect(assignment: str, filename: str, source: Path, dest_root: Path, *, la
             limits: ArchiveLimits = DEFAULT_LIMITS) -> CollectReport:
     """Collect ASSIGNMENT's submissions from `source` into `dest_root/<student>/<assignment>/`.
 
-    `filename` is the graded file (assignment.toml's `file`); it decides how archives are re-rooted
-    and which loose files count as submissions. `source` is a folder in either layout, or one
-    download-all zip of LMS downloads.
+    `filename` is the graded file (assignment.toml's `file`); it and the assignment's notebook
+    (`hwN.ipynb`) decide how archives are re-rooted and which loose files count as submissions.
+    `source` is a folder in either layout, or one download-all zip of LMS downloads.
     """
     regex = compile_pattern(pattern)
+    names = graded_names(assignment, filename)
     report = CollectReport(assignment, str(dest_root))
     dest_root.mkdir(parents=True, exist_ok=True)
     name = source_assignment or assignment
@@ -86,9 +89,9 @@ def collect(assignment: str, filename: str, source: Path, dest_root: Path, *, la
                     report.entries.append(Entry(source.name, None, REJECTED, [str(exc)]))
                     return report
                 source, arrival = locate_archives(unpacked), FROM_DOWNLOAD_ALL
-            candidates = archive_candidates(source, regex, filename, report, arrival)
+            candidates = archive_candidates(source, regex, names, report, arrival)
         for cand in _newest_per_student(candidates):
-            _collect_one(cand, assignment, filename, dest_root, limits)
+            _collect_one(cand, assignment, names, dest_root, limits)
     report.entries.sort(key=lambda e: (e.student or "~", e.status != COLLECTED, e.source))
     return report
 
@@ -123,7 +126,8 @@ def install(staging: Path, dest: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _collect_one(cand: Candidate, assignment: str, filename: str, dest_root: Path, limits: ArchiveLimits) -> None:
+def _collect_one(cand: Candidate, assignment: str, names: tuple[str, ...], dest_root: Path,
+                 limits: ArchiveLimits) -> None:
     entry = cand.entry
     dest = dest_root / cand.student / assignment
     existing = read_timestamp(dest) if dest.is_dir() else None
@@ -138,13 +142,14 @@ def _collect_one(cand: Candidate, assignment: str, filename: str, dest_root: Pat
         elif cand.kind == "folder":
             entry.reasons += copy_folder(cand.path, staging, limits)
         else:
+            filename = loose_name(cand.path.name, names)
             budget = Budget(limits)
             budget.add_file(filename)
             with open_regular(cand.path) as src:
                 if os.fstat(src.fileno()).st_size > limits.max_file_bytes:
                     raise Rejected(f"larger than {human(limits.max_file_bytes)}")
                 budget.copy(src, staging / filename, filename)
-        staging, notes = normalize(staging, filename)
+        staging, notes = normalize(staging, names)
         entry.reasons += notes
         _remove(staging / TIMESTAMP_FILE)  # one the student packed says nothing; ours is written from the record
         if cand.timestamp is None:

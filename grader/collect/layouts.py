@@ -7,6 +7,9 @@ Two layouts are understood:
 - a folder of downloads from an LMS, one zip (or one copy of the graded file) per student,
   the student id in the file name, timed by the name's `timestamp` group or else by the
   file's arrival on disk.
+
+A submission is re-rooted around its graded file: the assignment's .py file or its notebook
+(`hwN.ipynb`), whichever it holds (`graded_names`).
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from ..course import notebook_name
 from ..files import special_kind
 from .archives import Rejected, is_junk, open_regular
 from .report import COLLECTED, IGNORED, REJECTED, CollectReport, Entry
@@ -33,6 +37,16 @@ from .timestamps import (
     parse_timestamp,
     read_timestamp,
 )
+
+
+def graded_names(assignment: str, filename: str) -> tuple[str, str]:
+    """The files a submission of `assignment` is found by: its graded .py file, and its notebook."""
+    return filename, notebook_name(assignment)
+
+
+def loose_name(name: str, names: tuple[str, ...]) -> str | None:
+    """Which graded file a loose download is a copy of (Canvas renames `hw1.ipynb` `doejohn_1_2_hw1.ipynb`)."""
+    return next((n for n in names if name.endswith(n)), None)
 
 
 @dataclass
@@ -91,9 +105,9 @@ def nbgrader_candidates(source: Path, name: str, report: CollectReport) -> list[
     return out
 
 
-def archive_candidates(source: Path, regex: re.Pattern, filename: str, report: CollectReport,
+def archive_candidates(source: Path, regex: re.Pattern, names: tuple[str, ...], report: CollectReport,
                        arrival: str = FROM_DOWNLOAD) -> list[Candidate]:
-    """One candidate per downloaded zip or loose copy of `filename` whose name gives a student id.
+    """One candidate per downloaded zip or loose copy of a graded file (`names`) whose name gives a student id.
 
     Its time is the name's `timestamp` group, else the file's modification time, which `arrival`
     names (when it was downloaded, or the date the LMS gave it in a download-all zip); never a date
@@ -127,8 +141,8 @@ def archive_candidates(source: Path, regex: re.Pattern, filename: str, report: C
         except Rejected as exc:
             entry.status, entry.reasons = REJECTED, [str(exc)]
             continue
-        if not is_zip and not path.name.endswith(filename):
-            entry.status, entry.reasons = REJECTED, [f"neither a zip archive nor a copy of {filename}"]
+        if not is_zip and loose_name(path.name, names) is None:
+            entry.status, entry.reasons = REJECTED, [f"neither a zip archive nor a copy of {' or '.join(names)}"]
             continue
         stamp = None
         if "timestamp" in regex.groupindex and match.group("timestamp"):
@@ -165,33 +179,39 @@ def _hoist(staging: Path, inner: Path) -> Path:
     return fresh
 
 
-def normalize(staging: Path, filename: str) -> tuple[Path, list[str]]:
-    """Put the graded file at the top: strip a lone wrapping folder, or find the file deeper down."""
+def normalize(staging: Path, names: tuple[str, ...]) -> tuple[Path, list[str]]:
+    """Put the graded file (any of `names`) at the top: strip a lone wrapping folder, or find it deeper down."""
     notes: list[str] = []
-    while not (staging / filename).exists():
+    while not any((staging / name).exists() for name in names):
         children = [p for p in staging.iterdir() if p.name != TIMESTAMP_FILE]
         if len(children) == 1 and children[0].is_dir() and not children[0].is_symlink():
             staging = _hoist(staging, children[0])
             continue
         break
-    if not (staging / filename).is_file():
-        found = sorted(p for p in staging.rglob(filename) if p.is_file() and not p.is_symlink())
-        if len(found) == 1:
-            rel = found[0].parent.relative_to(staging)
-            notes.append(f"{filename} was in {rel}/; collected that folder")
-            staging = _hoist(staging, found[0].parent)
+    if not any((staging / name).is_file() for name in names):
+        found = _graded_files(staging, names)
+        folders = sorted({p.parent for p in found})
+        if len(folders) == 1:
+            rel = folders[0].relative_to(staging)
+            notes.append(f"{' and '.join(p.name for p in found)} {'was' if len(found) == 1 else 'were'} in {rel}/; "
+                         "collected that folder")
+            staging = _hoist(staging, folders[0])
         elif found:
             where = ", ".join(str(p.relative_to(staging)) for p in found[:3])
-            notes.append(f"{len(found)} copies of {filename} ({where}); none is at the top, "
+            notes.append(f"{len(found)} copies of {' or '.join(names)} ({where}); none is at the top, "
                          "so grading will not find one")
         else:
-            notes.append(f"no {filename} in it")
+            notes.append(f"no {' or '.join(names)} in it")
     return staging, notes
 
 
-def locate_submission(folder: Path, filename: str) -> Path:
-    """The folder holding `filename`: `folder` itself, or the one folder below it that holds it."""
-    if (folder / filename).is_file():
+def _graded_files(folder: Path, names: tuple[str, ...]) -> list[Path]:
+    return sorted(p for name in names for p in folder.rglob(name) if p.is_file() and not p.is_symlink())
+
+
+def locate_submission(folder: Path, names: tuple[str, ...]) -> Path:
+    """The folder holding the graded file (any of `names`): `folder` itself, or the one folder below it that does."""
+    if any((folder / name).is_file() for name in names):
         return folder
-    found = sorted(p for p in folder.rglob(filename) if p.is_file() and not p.is_symlink())
-    return found[0].parent if len(found) == 1 else folder
+    folders = sorted({p.parent for p in _graded_files(folder, names)})
+    return folders[0] if len(folders) == 1 else folder

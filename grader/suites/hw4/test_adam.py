@@ -151,7 +151,7 @@ def test_step_count(student, child):
     _, opt, snaps = student_adam(student, child, inits, grads, 4, lr=0.01)
     # the late parameter's first update must be a first step (t = 1), like in a fresh optimizer
     _, _, alone = student_adam(student, child, inits[2:], [grads[2][2:]], 1, lr=0.01)
-    sd, late, first = fetch(opt.state_dict(), snaps[2], alone[0])
+    sd, late, first = fetch(opt.state_dict(), snaps[2], alone[0], finite=False)
     for index, want in ((0, 4), (1, 4), (2, 2)):
         got = as_number(state_of(sd, index, "step", "step count"))
         if not isinstance(got, (int, float)) or got != want:
@@ -238,7 +238,7 @@ def test_grad_not_modified(student, child):
     inits = ref.randn(SHAPES, seed=13)
     grads = ref.bounded(SHAPES, 2, seed=14)
     ps, _, snaps = student_adam(student, child, inits, grads, 2, lr=0.05, weight_decay=0.1, amsgrad=True)
-    got, before = fetch(child.list([p.grad for p in ps]), snaps[0])
+    got, before = fetch(child.list([p.grad for p in ps]), snaps[0], finite=False)
     for i, (g, want) in enumerate(zip(got, grads[1])):
         if g is None:
             fail(f"parameter {i}: step() set p.grad to None")
@@ -370,7 +370,8 @@ def test_state_dict_roundtrip(student, child):
     hp = dict(lr=0.05, weight_decay=0.01, amsgrad=True)
     _, _, snaps = student_adam(student, child, inits, grads, 6, **hp)
     _, first, half = student_adam(student, child, inits, grads, 3, **hp)
-    saved, at3 = fetch(first.state_dict(), half[2])  # through the grader: the state_dict must be plain data
+    # through the grader: the state_dict must be plain data
+    saved, at3 = fetch(first.state_dict(), half[2], finite=False)
     resumed = [child.param(p) for p in at3]
     second = student.AdamOptimizer(resumed, **hp)
     second.load_state_dict(saved)
@@ -473,7 +474,7 @@ def test_cuda_state_on_device(student, child):
     inits = [p.cuda() for p in ref.randn(SHAPES, seed=33)]
     grads = [[g.cuda() for g in step] for step in ref.bounded(SHAPES, 2, seed=34)]
     _, opt, _ = student_adam(student, child, inits, grads, 2, lr=0.05, amsgrad=True)
-    sd = fetch(opt.state_dict())
+    sd = fetch(opt.state_dict(), finite=False)
     for i in range(len(inits)):
         for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
             value = state_of(sd, i, key, "state on CUDA")

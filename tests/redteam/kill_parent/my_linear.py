@@ -1,4 +1,4 @@
-"""Kills its parent, pid 1 and its process group (SIGKILL)."""
+"""Kills its parent, pid 1, every process it may signal (kill(-1)) and its process group (SIGKILL)."""
 import math
 import os
 import signal
@@ -8,12 +8,14 @@ from torch import nn
 
 
 def attack():
-    # never outside a sandbox: there the parent is the grader. Inside, pid 1 is bwrap, and the
-    # parent is bwrap's init (a freshly started child) or the fork server (a forked one).
+    # never outside a sandbox: there the parent is the grader. Inside, pid 1 is bwrap's init (a
+    # freshly started child) or the child's own init (a forked one, whose parent is outside its
+    # pid namespace: getppid() is 0, and kill(0) is its own process group).
     with open("/proc/1/cmdline", "rb") as f:
         if not f.read().split(b"\0")[0].endswith(b"bwrap"):
             raise RuntimeError("refusing to kill my parent: not inside a pid namespace")
     for kill in (lambda: os.kill(os.getppid(), signal.SIGKILL), lambda: os.kill(1, signal.SIGKILL),
+                 lambda: os.kill(-1, signal.SIGKILL),
                  lambda: os.killpg(os.getpgrp(), signal.SIGKILL), lambda: os.killpg(0, signal.SIGKILL)):
         try:
             kill()

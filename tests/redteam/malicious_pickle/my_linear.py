@@ -1,13 +1,13 @@
 """Answers the grader itself: writes a crafted reply on the protocol pipe whose unpickling would run
 code in the grader (create a marker file). In MyLinear(7, ...) a torch.save archive, in
 MyLinear(1, ...) a bare pickle. The grader must refuse to load both and run nothing."""
+import fcntl
 import io
 import json
 import math
 import os
 import pickle
 import struct
-import sys
 
 import torch
 from torch import nn
@@ -23,12 +23,15 @@ class Payload:
 
 
 def reply_fd():
-    """The reply pipe: the `wfd` of a caller up the stack (child.py's serve), however the child was started."""
-    frame = sys._getframe()
-    while frame is not None:
-        if isinstance(frame.f_locals.get("wfd"), int):
-            return frame.f_locals["wfd"]
-        frame = frame.f_back
+    """The reply pipe: the one pipe this process holds open for writing, however the child was started."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:") and \
+                    fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE == os.O_WRONLY:
+                return fd
+        except OSError:
+            continue
     raise RuntimeError("no reply pipe found")
 
 

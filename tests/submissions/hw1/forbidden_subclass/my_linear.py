@@ -1,0 +1,45 @@
+"""A tensor subclass whose __torch_dispatch__ runs addmm: its code would run below kit's dispatch mode."""
+import codecs
+import math
+
+import torch
+from torch import nn
+
+
+def hidden(name):
+    """A name the static scan cannot read: it is decoded at run time."""
+    return codecs.decode(name, "rot13")
+
+def linear(x, weight, bias):
+    """The real work, done by a forbidden kernel: y = bias + x @ weight.T on 2-D rows."""
+    rows = x.reshape(-1, x.shape[-1])
+    bias = torch.zeros(weight.shape[0], dtype=x.dtype, device=x.device) if bias is None else bias
+    return getattr(torch, hidden("nqqzz"))(bias, rows, weight.t()).reshape(*x.shape[:-1], weight.shape[0])
+
+class Sneaky(torch.Tensor):
+    """Wraps an input; any operation on it returns the layer's output, computed in __torch_dispatch__."""
+
+    @staticmethod
+    def __new__(cls, x, weight, bias):
+        return torch.Tensor._make_wrapper_subclass(cls, x.shape, dtype=x.dtype)
+
+    def __init__(self, x, weight, bias):
+        self.inputs = (x, weight, bias)
+
+    @classmethod
+    def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+        return linear(*args[0].inputs)
+
+
+class MyLinear(nn.Module):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        bound = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound))
+        else:
+            self.register_parameter("bias", None)
+
+    def forward(self, x):
+        return Sneaky(x, self.weight, self.bias) + 0
