@@ -194,6 +194,7 @@ class ForkLauncher:
                 self.close()
             except ForkServerUnavailable as exc:
                 self.unavailable = str(exc)
+                self.close()
                 break
         return self.base.spawn(request)
 

@@ -146,12 +146,15 @@ def bwrap_features(bwrap: str) -> frozenset[str]:
     return frozenset(w for w in ("--size", "--perms", "--disable-userns", "--chmod") if w in text)
 
 
-@functools.cache
 def probe(bwrap: str | None = None) -> Probe:
-    """Find bwrap and a mode in which it runs this Python; once per process (cached)."""
+    """Find bwrap (`bwrap`, or the one on PATH) and a mode in which it runs this Python; once per bwrap."""
     if not sys.platform.startswith("linux"):
         return Probe(None, None, reason=f"bubblewrap needs Linux, and this is {sys.platform}")
-    path = bwrap or shutil.which("bwrap")
+    return _probe(bwrap or shutil.which("bwrap"))
+
+
+@functools.cache
+def _probe(path: str | None) -> Probe:
     if not path or not os.access(path, os.X_OK):
         return Probe(None, None, reason="bubblewrap (bwrap) is not installed")
     features = bwrap_features(path)

@@ -659,9 +659,12 @@ def test_ray_is_a_usage_error_naming_the_install_when_not_installed(tmp_path):
     assert not (course / "gradebook.db").exists()
 
 
-def test_a_new_gradebook_is_stamped_as_nbgrader_stamps_one(tmp_path):
+def test_a_new_gradebook_is_stamped_as_nbgrader_stamps_one(tmp_path, monkeypatch):
     """kit stamps a new gradebook with the head of nbgrader's migrations in-process; nbgrader asks alembic."""
     from nbgrader.api import get_alembic_version
+
+    # nbgrader runs the `alembic` command: the one installed next to this Python (the venv may not be active)
+    monkeypatch.setenv("PATH", os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]))
 
     from kit.grader.gradebook import Gradebook, db_url, read_stored
 
