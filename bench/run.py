@@ -1,7 +1,7 @@
 """Speed benchmark (issue 7): `kit check` against a bare torch import, `kit grade` against nbgrader.
 
-    /work/venv/bin/python bench/run.py [--n 200] [--repeat 5] [--jobs 1,2] [--skip-nbgrader]
-                                       [--only check|grade] [--out FILE] [--keep DIR]
+    /work/venv/bin/python bench/run.py [--n 200] [--repeat 5] [--jobs 1,2] [--sizes 1,20] [--skip-nbgrader]
+                                       [--only check|fixed|grade] [--out FILE] [--keep DIR]
 
 prints one Markdown report on stdout (progress goes to stderr):
 
@@ -11,6 +11,9 @@ prints one Markdown report on stdout (progress goes to stderr):
   to the median of `python -c "import torch"`, which is timed right before every kit command;
   each is timed as a student repeats it (the references kit check keeps on disk are there) and
   as a first run (an empty $XDG_CACHE_HOME: after installing, or after the suite changed);
+* the fixed cost of `kit grade` for few submissions (--sizes, default 1 and 20 generated hw2
+  submissions): the median of --repeat runs of `kit grade` (a fresh gradebook each), against
+  `kit check` of the same submission for one, and against `nbgrader autograde` per submission;
 * `kit grade hw2` on --n generated submissions (bench/nbgrader/make_class.py) with each --jobs
   value, and `nbgrader autograde` on the same submissions: wall time, throughput, the ratio
   nbgrader / kit, and how many kit scores differ from the variants' expected.toml.
@@ -263,29 +266,36 @@ def compare_expected(submissions: list[dict], manifest: list[dict]) -> tuple[int
     return compared, mismatches
 
 
-def bench_kit_grade(kit: str, submitted: Path, work: Path, jobs: int, manifest: list[dict]) -> GradeRun:
-    """`kit grade` of the whole class into a fresh gradebook, with --json to check every report."""
-    db = work / f"gradebook-j{jobs}.db"
+def bench_kit_grade(kit: str, submitted: Path, work: Path, jobs: int | None, manifest: list[dict],
+                    quiet: bool = False, ray: str | None = None) -> GradeRun:
+    """`kit grade` of the whole class into a fresh gradebook, with --json to check every report
+    (jobs None: kit's default, one worker per core and no more than there are submissions; with
+    `ray`, on the Ray cluster at that address)."""
+    db = work / f"gradebook-j{jobs or 'default'}{'-ray' if ray else ''}.db"
     db.unlink(missing_ok=True)
     load = load_1min()
-    argv = [kit, "grade", GRADED, str(submitted), "-j", str(jobs), "--db", f"sqlite:///{db}", "--force", "--json"]
-    progress(f"kit grade -j {jobs}: {len(manifest)} submissions")
+    argv = [kit, "grade", GRADED, str(submitted), *(["-j", str(jobs)] if jobs else []), "--db", f"sqlite:///{db}",
+            "--force", "--json", *(["--ray", ray] if ray else [])]
+    if not quiet:
+        progress(f"kit grade -j {jobs or 'default'}: {len(manifest)} submissions")
     t0 = time.perf_counter()
     proc = subprocess.run(argv, cwd=REPO, env=bench_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                           text=True)
     wall = time.perf_counter() - t0
-    run = GradeRun("`kit grade`", str(jobs), wall, len(manifest), 0, load)
+    run = GradeRun("`kit grade`", str(jobs or "default"), wall, len(manifest), 0, load)
     try:
         doc = json.loads(proc.stdout)
     except json.JSONDecodeError:
         run.note = f"exit {proc.returncode}, no JSON document"
-        progress(f"kit grade -j {jobs}: {run.note}")
+        progress(f"kit grade -j {jobs or 'default'}: {run.note}")
         return run
     run.graded = len(doc.get("submissions", []))
     run.compared, run.mismatches = compare_expected(doc.get("submissions", []), manifest)
     if doc.get("not_graded"):
         run.note = f"{len(doc['not_graded'])} not graded"
-    progress(f"kit grade -j {jobs}: {wall:.1f} s, {run.graded} reports, {len(run.mismatches)} mismatches")
+    if not quiet:
+        progress(f"kit grade -j {jobs or 'default'}: {wall:.1f} s, {run.graded} reports, "
+                 f"{len(run.mismatches)} mismatches")
     return run
 
 
@@ -347,6 +357,129 @@ def bench_grade(kit: str, n: int, jobs: list[int], skip_nbgrader: bool, keep: Pa
             progress(f"class kept in {work}")
 
 
+# ---------------------------------------------------------------- the fixed cost of kit grade
+
+
+@dataclass
+class SmallClass:
+    """kit grade of a class of `n` (repeated), kit check of its first submission, nbgrader on the same."""
+    n: int
+    grade: list[GradeRun] = field(default_factory=list)
+    check: list[float] = field(default_factory=list)
+    nbgrader: GradeRun | None = None
+
+    @property
+    def grade_s(self) -> float:
+        return statistics.median(r.wall_s for r in self.grade)
+
+
+def bench_small(kit: str, n: int, repeat: int, skip_nbgrader: bool) -> SmallClass:
+    """`repeat` runs (after a warm-up) of kit grade of `n` submissions, each into a fresh gradebook with
+    kit's default -j; for one submission kit check of it right before each; then nbgrader once."""
+    work = Path(tempfile.mkdtemp(prefix=f"kit-bench-{n}-"))
+    try:
+        manifest = make_submissions(n, work)
+        submitted = work / "kit" / "submitted"
+        first = submitted / manifest[0]["student"] / GRADED
+        check = [kit, "check", GRADED, "--path", str(first)]
+        small = SmallClass(n)
+        timed(check)
+        bench_kit_grade(kit, submitted, work, None, manifest, quiet=True)
+        for r in range(1, repeat + 1):
+            line = f"{n} submission(s), round {r}/{repeat}:"
+            if n == 1:
+                small.check.append(timed(check)[0])
+                line += f" kit check {small.check[-1]:.2f} s,"
+            small.grade.append(bench_kit_grade(kit, submitted, work, None, manifest, quiet=True))
+            progress(f"{line} kit grade {small.grade[-1].wall_s:.2f} s")
+        if not skip_nbgrader:
+            small.nbgrader = bench_nbgrader(work / "nbgrader", work, n)
+        return small
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def small_table(classes: list[SmallClass], repeat: int) -> str:
+    """Markdown: kit grade of few submissions against kit check of one and nbgrader per submission."""
+    rows = ["#### The fixed cost: `kit grade` of few submissions",
+            "",
+            f"Generated {GRADED} submissions; kit grade with its default `-j` (one worker per core, no more than "
+            f"there are submissions), median of {repeat} runs after one warm-up, each into a fresh gradebook; "
+            "for one submission, `kit check --path` of that submission timed right before each run. "
+            "Targets (issue 16): one submission at most 2× `kit check` of it; 20 submissions at least 15× "
+            "faster than nbgrader autograde per submission.",
+            "",
+            "| submissions | kit check (s) | kit grade (s) | kit grade / kit check | kit s/submission | "
+            "nbgrader autograde (s) | nbgrader s/submission | nbgrader / kit per submission | "
+            "scores differing from expected.toml |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for c in classes:
+        check = f"{statistics.median(c.check):.2f}" if c.check else ""
+        ratio = f"{c.grade_s / statistics.median(c.check):.2f}×" if c.check else ""
+        nb = f"{c.nbgrader.wall_s:.1f}" if c.nbgrader else "not run"
+        nb_per = f"{c.nbgrader.wall_s / c.n:.2f}" if c.nbgrader else ""
+        versus = f"{c.nbgrader.wall_s / c.grade_s:.1f}×" if c.nbgrader else ""
+        differing = sum(len(r.mismatches) for r in c.grade)
+        compared = sum(r.compared for r in c.grade)
+        rows.append(f"| {c.n} | {check} | {c.grade_s:.2f} | {ratio} | {c.grade_s / c.n:.3f} | {nb} | {nb_per} | "
+                    f"{versus} | {differing} of {compared} |")
+    return "\n".join(rows)
+
+
+# ---------------------------------------------------------------- kit grade on a Ray cluster
+
+
+def start_ray_cluster(nodes: int):
+    """A Ray cluster of `nodes` one-CPU nodes on 127.0.0.1 (ray.cluster_utils, as kit's tests use);
+    Ray is imported here only, and kept on the loopback address (see tests/test_ray.py)."""
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from ray.cluster_utils import Cluster
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "object_store_memory": 80 << 20,
+                                                            "include_dashboard": False})
+    for _ in range(nodes - 1):
+        cluster.add_node(num_cpus=1, object_store_memory=80 << 20)
+    cluster.wait_for_nodes()
+    return cluster
+
+
+def bench_ray(kit: str, sizes: list[int], nodes: int) -> str:
+    """kit grade of each class size on this machine (-j `nodes`) and on a local Ray cluster of `nodes` one-CPU
+    nodes: the fixed cost and the cost per submission of each, from the smallest and the largest size."""
+    cluster = start_ray_cluster(nodes)
+    progress(f"Ray cluster of {nodes} nodes at {cluster.address}")
+    rows = ["#### `kit grade` on a Ray cluster against this machine's workers",
+            "",
+            f"A Ray cluster of {nodes} one-CPU nodes on this machine (ray.cluster_utils, loopback only) against "
+            f"`kit grade -j {nodes}`; each run into a fresh gradebook. Per submission: the slope between the "
+            "smallest and the largest class; fixed: what is left.",
+            "",
+            "| grader | " + " | ".join(f"{n} submissions (s)" for n in sizes) + " | s per submission | fixed (s) "
+            "| note |",
+            "|---|" + "---:|" * (len(sizes) + 2) + "---|"]
+    try:
+        local: list[GradeRun] = []
+        on_ray: list[GradeRun] = []
+        for n in sizes:
+            work = Path(tempfile.mkdtemp(prefix=f"kit-bench-ray-{n}-"))
+            try:
+                manifest = make_submissions(n, work)
+                submitted = work / "kit" / "submitted"
+                local.append(bench_kit_grade(kit, submitted, work, nodes, manifest))
+                on_ray.append(bench_kit_grade(kit, submitted, work, None, manifest, ray=cluster.address))
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        for label, runs in ((f"`kit grade -j {nodes}`", local), (f"`kit grade --ray` ({nodes} nodes)", on_ray)):
+            first, last = runs[0], runs[-1]
+            slope = (last.wall_s - first.wall_s) / (last.n - first.n) if last.n > first.n else last.wall_s / last.n
+            notes = [r.note for r in runs if r.note] + [f"{len(r.mismatches)} scores off" for r in runs if r.mismatches]
+            rows.append(f"| {label} | " + " | ".join(f"{r.wall_s:.1f}" for r in runs) +
+                        f" | {slope:.3f} | {first.wall_s - slope * first.n:.1f} | {'; '.join(notes)} |")
+    finally:
+        cluster.shutdown()
+    return "\n".join(rows)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -355,25 +488,31 @@ def facts_table(facts: dict[str, str]) -> str:
     return "\n".join(["| machine | |", "|---|---|"] + [f"| {k} | {v} |" for k, v in facts.items()])
 
 
-def parse_jobs(text: str) -> list[int]:
-    """--jobs 1,2 → [1, 2]."""
+def parse_counts(text: str) -> list[int]:
+    """--jobs 1,2 (or --sizes) → [1, 2]."""
     try:
         jobs = [int(j) for j in text.split(",") if j.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a comma-separated list of integers: {text!r}") from None
     if not jobs or min(jobs) < 1:
-        raise argparse.ArgumentTypeError("jobs must be integers of at least 1")
+        raise argparse.ArgumentTypeError("each must be an integer of at least 1")
     return jobs
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """Every part can be run alone: the whole benchmark takes about 20 minutes on 2 cores."""
+    """Every part can be run alone: the whole benchmark takes about 25 minutes on 2 cores."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=200, help="submissions graded (default 200)")
     ap.add_argument("--repeat", type=int, default=5, help="timed runs per kit check command (default 5)")
-    ap.add_argument("--jobs", type=parse_jobs, default=[1, 2], help="kit grade -j values (default 1,2)")
+    ap.add_argument("--jobs", type=parse_counts, default=[1, 2], help="kit grade -j values (default 1,2)")
+    ap.add_argument("--sizes", type=parse_counts, default=[1, 20],
+                    help="class sizes of the fixed-cost part (default 1,20)")
     ap.add_argument("--skip-nbgrader", action="store_true", help="do not run nbgrader autograde (~3.5 s each)")
-    ap.add_argument("--only", choices=["check", "grade"], help="run only this part")
+    ap.add_argument("--only", choices=["check", "fixed", "grade", "ray"],
+                    help="run only this part (ray: only when asked; needs pip install 'kit[ray]')")
+    ap.add_argument("--ray-sizes", type=parse_counts, default=[20, 100],
+                    help="class sizes of the ray part (default 20,100)")
+    ap.add_argument("--ray-nodes", type=int, default=2, help="one-CPU nodes of the ray part's cluster (default 2)")
     ap.add_argument("--out", type=Path, help="also write the Markdown report to this file")
     ap.add_argument("--keep", type=Path, help="generate the class in this folder (its nbgrader/ and kit/ "
                                               "are replaced) and keep it")
@@ -391,8 +530,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "check"):
         baseline, series = bench_check(kit, args.repeat)
         sections += ["", check_table(baseline, series, args.repeat)]
+    if args.only in (None, "fixed"):
+        small = [bench_small(kit, n, args.repeat, args.skip_nbgrader) for n in args.sizes]
+        sections += ["", small_table(small, args.repeat)]
     if args.only in (None, "grade"):
         sections += ["", bench_grade(kit, args.n, args.jobs, args.skip_nbgrader, args.keep)]
+    if args.only == "ray":
+        sections += ["", bench_ray(kit, args.ray_sizes, args.ray_nodes)]
     sections += ["", f"Load average (1, 5, 15 min) at the end: {load_average()}."]
     report = "\n".join(sections) + "\n"
     print(report, end="")

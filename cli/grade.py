@@ -29,23 +29,25 @@ from .options import KitError, db_option, gradebook_url, json_option, students_o
 @click.option("--no-fork-server", is_flag=True,
               help="Start each submission's child from scratch (slower) instead of forking a warm one.")
 @click.option("-v", "--verbose", is_flag=True, help="Also list every student's score.")
+@click.option("--ray", "ray_address", metavar="ADDRESS",
+              help="Grade on the Ray cluster at ADDRESS (auto, HOST:PORT or ray://HOST:PORT) instead of this machine; "
+                   "needs `pip install 'kit[ray]'`, and bubblewrap on every node.")
 @click.pass_context
 def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int | None, db: str | None,
           as_json: bool, force: bool, students: tuple[str, ...], unsafe_no_sandbox: bool, course: Course,
-          no_fork_server: bool, verbose: bool) -> None:
+          no_fork_server: bool, verbose: bool, ray_address: str | None) -> None:
     """Grade every submission of ASSIGNMENT (public and hidden checks) into the gradebook.
 
     SUBMITTED holds nbgrader's layout, SUBMITTED/<student>/ASSIGNMENT/ (default:
     COURSE/submitted, where `kit collect` puts them). Each submission runs in its own
     sandboxed child process. A rerun skips submissions already graded whose files and
-    checks have not changed, so an interrupted run just continues.
+    checks have not changed, so an interrupted run just continues. With --ray the
+    submissions are graded on a Ray cluster's nodes (see docs/scale.md), and this machine
+    still writes the gradebook.
     """
-    from kit.grader.batch import find_submissions, grade_class, needs_grading, suite_hash
-    from kit.grader.gradebook import Gradebook, peek_graded
+    from kit.grader.batch import find_submissions, grade_class
+    from kit.grader.gradebook import BackgroundGradebook
     from kit.grader.late import Deadlines, class_notes
-    from kit.grader.launch import Limits
-    from kit.grader.pool import WorkerPool, default_jobs
-    from kit.grader.sandbox import make_launcher
 
     spec = course.assignment(assignment)
     deadlines = Deadlines.load(course, [spec])  # a bad extensions.toml stops here, before any work
@@ -61,40 +63,28 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
     if not subs:
         raise KitError(f"no submissions of {assignment} in {folder} (expected {folder}/<student>/{assignment}/)")
     # refuses to go on without a sandbox (a SetupError) unless told to
-    launcher = make_launcher(Limits(), require=not unsafe_no_sandbox)
-    sandbox_note = launcher.description if launcher.sandboxed else launcher.warning
+    grader, sandbox_note, warning = make_grader(ray_address, jobs, not unsafe_no_sandbox, not no_fork_server)
     url = gradebook_url(course, db)
-    # Start the workers (each imports torch) while this process imports nbgrader (~2 s): as many as
-    # there are submissions to grade, by a first look at the gradebook that needs no nbgrader.
-    graded = peek_graded(url, spec.name)
-    checks = suite_hash(spec)
-    likely = len(subs) if graded is None else sum(needs_grading(s, graded, checks, force) for s in subs)
     err = Console(stderr=True, highlight=False)
-    pool = WorkerPool(min(jobs or default_jobs(), max(1, likely)), require_sandbox=not unsafe_no_sandbox,
-                      fork_server=not no_fork_server)
     try:
-        if likely:
-            pool.start()
-        try:
-            book = Gradebook(url, deadlines)
-        except Exception as exc:  # noqa: BLE001 - a bad URL, a locked or foreign database
-            raise KitError(f"cannot open the gradebook {url}: {exc}") from None
-        with book:
-            if not launcher.sandboxed:
-                err.print(Text(f"warning: {sandbox_note}", style="yellow"))
+        # nbgrader's import takes a second: the gradebook opens in a thread while the workers grade
+        with BackgroundGradebook(url, deadlines) as book:
+            if warning:
+                err.print(Text(f"warning: {warning}", style="yellow"))
             with progress_bar(spec.name, err) as advance:
-                run = grade_class(spec, subs, book, pool, force=force, on_result=advance)
+                run = grade_class(spec, subs, book, grader, force=force, on_result=advance)
             # for `kit report`: what could not be graded, and why (a complete run forgets what now grades)
-            book.record_not_graded(spec.name, {**passed_over, **run.errors}, seconds=run.seconds,
-                                   replace=False if run.interrupted else (set(students) or True))
+            opened = book.opened()
+            opened.record_not_graded(spec.name, {**passed_over, **run.errors}, seconds=run.seconds,
+                                     replace=False if run.interrupted else (set(students) or True))
             # the deadlines again for every graded submission, unchanged ones too: no code runs, and a new
             # policy, extension or submission time counts at once
-            late = book.apply_late(spec.name, timestamps={s.student: s.timestamp for s in subs},
-                                   students=list(run.reports))
-            notes = [f"{name}: {why}" for name, why in passed_over.items()] + book.max_changes + class_notes(
+            late = opened.apply_late(spec.name, timestamps={s.student: s.timestamp for s in subs},
+                                     students=list(run.reports))
+            notes = [f"{name}: {why}" for name, why in passed_over.items()] + opened.max_changes + class_notes(
                 deadlines, spec.name, {s: r.lateness for s, r in late.items()})
     finally:
-        pool.close()
+        grader.close()
     if run.regraded_for_checks:
         notes.append(f"{run.regraded_for_checks} unchanged submissions regraded because the checks changed")
     if run.interrupted:
@@ -122,6 +112,25 @@ def grade(ctx: click.Context, assignment: str, submitted: Path | None, jobs: int
     if run.errors:
         ctx.exit(2)
     ctx.exit(0 if all(r.all_passed for r in run.reports.values()) else 1)
+
+
+def make_grader(ray_address: str | None, jobs: int | None, require_sandbox: bool, fork_server: bool):
+    """The grader (this machine's worker pool, or a Ray cluster), what runs student code in words, and the
+    warning to show when that is not a sandbox; a SetupError when the sandbox is missing and required."""
+    if ray_address is not None:
+        from kit.grader.ray_grader import RayGrader
+
+        grader = RayGrader(ray_address, require_sandbox, jobs=jobs, fork_server=fork_server)
+        grader.connect()  # every node probed: a SetupError when one cannot grade as this machine would
+        return grader, grader.sandbox, grader.warning
+    from kit.grader.launch import Limits
+    from kit.grader.pool import WorkerPool, default_jobs
+    from kit.grader.sandbox import make_launcher, probe
+
+    found = probe()  # once, here: the workers are handed it
+    launcher = make_launcher(Limits(), require=require_sandbox, found=found)
+    pool = WorkerPool(jobs or default_jobs(), require_sandbox=require_sandbox, fork_server=fork_server, probe=found)
+    return pool, launcher.description if launcher.sandboxed else launcher.warning, launcher.warning
 
 
 def late_json(record) -> dict | None:

@@ -83,12 +83,19 @@ class Zygote:
         finally:
             theirs.close()
         self.sock: socket.socket | None = ours
-        hello = self.receive(base.limits.startup_timeout)  # torch is imported, and it tried walling a child off
-        if not hello.get("ready"):
-            self.close()
-            raise ForkServerUnavailable(str(hello.get("error")))
+        self.ready_by: float | None = time.monotonic() + base.limits.startup_timeout
+
+    def wait_ready(self) -> None:
+        """Wait for the zygote's hello, once: torch is imported, and it tried walling a child off."""
+        if self.ready_by is not None:
+            hello = self.receive(max(0.0, self.ready_by - time.monotonic()))
+            self.ready_by = None
+            if not hello.get("ready"):
+                self.close()
+                raise ForkServerUnavailable(str(hello.get("error")))
 
     def request(self, msg: dict, fds: tuple[int, ...] = ()) -> dict:
+        self.wait_ready()
         try:
             send_control(self.sock, msg, fds)
         except OSError as exc:
@@ -187,14 +194,20 @@ class ForkLauncher:
                 self.close()
             except ForkServerUnavailable as exc:
                 self.unavailable = str(exc)
+                self.close()
                 break
         return self.base.spawn(request)
 
-    def _fork(self, files: dict[str, bytes], request: SpawnRequest) -> ForkedChild:
+    def start(self, helpers_file: Path | None) -> None:
+        """Start a zygote for the suite's `helpers_file` now, without waiting for it to import torch: a
+        grading worker does, so that both import at once; the first spawn waits for it."""
         zygote = self.zygote
-        if zygote is None or not zygote.alive or zygote.helpers_file != request.helpers_file:
+        if zygote is None or not zygote.alive or zygote.helpers_file != helpers_file:
             self.close()
-            self.zygote = Zygote(self.base, request.helpers_file)
+            self.zygote = Zygote(self.base, helpers_file)
+
+    def _fork(self, files: dict[str, bytes], request: SpawnRequest) -> ForkedChild:
+        self.start(request.helpers_file)
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         try:

@@ -35,15 +35,20 @@ could not be graded, why. It is a table of its own (not new columns) so that gra
 before it need no migration and older kits simply ignore it; a graded submission's row is
 written in the same transaction as its grades.
 
-Importing this module costs nothing; nbgrader (~2.7 s) is imported when a gradebook is opened.
+Importing this module costs nothing. Opening a gradebook imports nbgrader (about a second of
+CPU), so `kit grade` opens it in a thread (`open_in_background`) while its workers grade, and
+plans the run from `read_stored`, which reads a SQLite gradebook with the standard library.
 """
 from __future__ import annotations
 
 import json
+import sys
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .course import SetupError
 from .late import NO_DUE, Deadlines, Lateness
 from .report import Report
 
@@ -59,48 +64,6 @@ def db_url(course_root: Path, db: str | None = None) -> str:
         return db
     path = Path(db) if db else course_root / DEFAULT_DB
     return f"sqlite:///{path.resolve()}"
-
-
-def peek_graded(url: str, assignment: str) -> dict[str, tuple[str, str]] | None:
-    """(content hash, checks hash) per graded student, read from a SQLite gradebook without importing
-    nbgrader (so `kit grade` can start its workers before paying for that import); None when it cannot tell."""
-    import os
-    import sqlite3
-    from urllib.parse import quote
-
-    if not url.startswith("sqlite:///"):
-        return None
-    path = url.removeprefix("sqlite:///")
-    if not os.path.exists(path):
-        return {}
-    try:
-        con = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=5)
-    except sqlite3.Error:
-        return None
-    try:
-        rows = con.execute(
-            f"SELECT k.student, k.content_hash, k.suite_hash FROM {KIT_TABLE} k "
-            "JOIN assignment a ON a.name = k.assignment "
-            "JOIN submitted_assignment s ON s.assignment_id = a.id AND s.student_id = k.student "
-            "WHERE k.assignment = ?", (assignment,)).fetchall()
-    except sqlite3.Error:
-        return None
-    finally:
-        con.close()
-    return {student: (content, checks) for student, content, checks in rows}
-
-
-def _alembic_on_path() -> None:
-    """nbgrader runs the `alembic` command to stamp a new database; find it next to this Python
-    when the virtual environment is not activated (e.g. `/path/to/venv/bin/kit grade`)."""
-    import os
-    import shutil
-    import sys
-
-    if shutil.which("alembic") is None:
-        bindir = os.path.dirname(sys.executable)
-        if os.path.exists(os.path.join(bindir, "alembic")):
-            os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
 @dataclass
@@ -125,6 +88,79 @@ class Attempt:
     node: str
     error: str | None  # None: graded
     at: str
+
+
+# kit's record of each graded submission of one assignment whose grades nbgrader still holds (a row of
+# nbgrader's submitted_assignment): the one query behind Gradebook.stored and read_stored
+STORED_QUERY = (f"SELECT k.student, k.content_hash, k.suite_hash, k.score, k.max_score, k.report, k.graded_at "
+                f"FROM {KIT_TABLE} k JOIN assignment a ON a.name = k.assignment "
+                "JOIN submitted_assignment s ON s.assignment_id = a.id AND s.student_id = k.student "
+                "WHERE k.assignment = :assignment")
+
+
+def _stored(rows) -> dict[str, Stored]:
+    return {row[0]: Stored(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6]) for row in rows}
+
+
+def read_stored(url: str, assignment: str) -> dict[str, Stored] | None:
+    """`Gradebook.stored` of a SQLite gradebook, read with the standard library (no nbgrader import), so
+    that `kit grade` can plan its run and start grading at once; None when it cannot tell (another
+    database, a file that is no gradebook yet)."""
+    import os
+    import sqlite3
+    from urllib.parse import quote
+
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///")
+    if not os.path.exists(path):
+        return {}
+    try:
+        con = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return None
+    try:
+        return _stored(con.execute(STORED_QUERY, {"assignment": assignment}).fetchall())
+    except sqlite3.Error:
+        return None
+    finally:
+        con.close()
+
+
+def _import_nbgrader():
+    """nbgrader.api, without jsonschema's optional IRI format checkers (imported through nbformat): with
+    rfc3987_syntax installed they compile a Lark grammar, half of nbgrader's import time, and kit checks
+    no IRI. Blocked for this import only: a None in sys.modules fails the import, and jsonschema then
+    leaves those two checkers out."""
+    blocked = "rfc3987_syntax" not in sys.modules
+    if blocked:
+        sys.modules["rfc3987_syntax"] = None
+    try:
+        import nbgrader.api
+    finally:
+        if blocked and sys.modules.get("rfc3987_syntax", 0) is None:
+            del sys.modules["rfc3987_syntax"]
+    return nbgrader.api
+
+
+def _stamp_if_new(url: str) -> None:
+    """Stamp a database without tables with the head revision of nbgrader's migrations, as nbgrader
+    does, but in this process: nbgrader asks an `alembic heads` subprocess (about 2.5 s of CPU)."""
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(url)
+    try:
+        with engine.begin() as con:
+            if inspect(con).get_table_names():
+                return
+            from alembic.script import ScriptDirectory  # 0.3 s: imported for a new gradebook only
+            from nbgrader.dbutil import ALEMBIC_DIR
+
+            con.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
+            con.execute(text("INSERT INTO alembic_version (version_num) VALUES (:head)"),
+                        {"head": ScriptDirectory(ALEMBIC_DIR).get_current_head()})
+    finally:
+        engine.dispose()
 
 
 @dataclass(frozen=True)
@@ -179,12 +215,11 @@ class Gradebook:
     def __init__(self, url: str, deadlines: Deadlines | None = None) -> None:
         """`deadlines`: the course's due dates, late policy and extensions, applied to every submission recorded
         (without them the late penalties already stored are left as they are)."""
-        from nbgrader.api import Gradebook as NbGradebook
-
-        _alembic_on_path()
+        api = _import_nbgrader()
+        _stamp_if_new(url)
         self.url = url
         self.deadlines = deadlines
-        self.nb = NbGradebook(url)
+        self.nb = api.Gradebook(url)
         self.db = self.nb.db
         meta, self.table, self.attempt_table, self.late_table = _kit_tables()
         meta.create_all(bind=self.nb.engine)
@@ -203,21 +238,9 @@ class Gradebook:
 
     def stored(self, assignment: str) -> dict[str, Stored]:
         """kit's record of every graded submission of `assignment` whose grades nbgrader still holds."""
-        from nbgrader.api import Assignment, Student, SubmittedAssignment
-        from sqlalchemy import select
+        from sqlalchemy import text
 
-        present = {sid for (sid,) in self.db.query(Student.id)
-                   .join(SubmittedAssignment, SubmittedAssignment.student_id == Student.id)
-                   .join(Assignment, Assignment.id == SubmittedAssignment.assignment_id)
-                   .filter(Assignment.name == assignment)}
-        rows = self.db.execute(select(self.table).where(self.table.c.assignment == assignment)).all()
-        out = {}
-        for row in rows:
-            if row.student not in present:
-                continue
-            out[row.student] = Stored(row.student, row.content_hash, row.suite_hash, row.score, row.max_score,
-                                      json.loads(row.report), row.graded_at)
-        return out
+        return _stored(self.db.execute(text(STORED_QUERY), {"assignment": assignment}).all())
 
     def scores(self, assignment: str) -> dict[str, tuple[float, float, datetime | None]]:
         """nbgrader's (score, max score, submission time) per student for `assignment`: manual grades included."""
@@ -436,6 +459,51 @@ class Gradebook:
                         row["components"][g.cell.name] = float(g.score)
                 rows.append(row)
         return rows
+
+
+class BackgroundGradebook:
+    """A `Gradebook` opened in a thread, for `kit grade`: its workers start grading at once, planned from
+    `read_stored`, while nbgrader is imported; the first result to write waits for the gradebook."""
+
+    def __init__(self, url: str, deadlines: Deadlines | None = None) -> None:
+        self.url, self.deadlines = url, deadlines
+        self._book: Gradebook | None = None
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._open, name="kit-open-gradebook", daemon=True)
+        self._thread.start()
+
+    def _open(self) -> None:
+        try:
+            book = Gradebook(self.url, self.deadlines)
+            book.db.remove()  # nbgrader's session is per thread: the threads that use the book make their own
+            self._book = book
+        except Exception as exc:  # noqa: BLE001 - a bad URL, a locked or foreign database: said by opened()
+            self._error = exc
+
+    def opened(self) -> Gradebook:
+        """The gradebook, once open (SetupError if it cannot be)."""
+        self._thread.join()
+        if self._book is None:
+            raise SetupError(f"cannot open the gradebook {self.url}: {self._error}")
+        return self._book
+
+    def stored(self, assignment: str) -> dict[str, Stored]:
+        found = read_stored(self.url, assignment)
+        return self.opened().stored(assignment) if found is None else found
+
+    def record(self, *args, **kwargs) -> None:
+        self.opened().record(*args, **kwargs)
+
+    def close(self) -> None:
+        self._thread.join()
+        if self._book is not None:
+            self._book.close()
+
+    def __enter__(self) -> BackgroundGradebook:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def _now() -> str:

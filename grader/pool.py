@@ -1,13 +1,17 @@
 """Worker processes that grade submissions in parallel, each through `grade_submission`.
 
 The main process never runs a check. It hands submissions to a pool of worker processes
-(spawn context; each imports torch and pytest once, and keeps one launcher, a fork server
-unless turned off, for every submission it grades). The student's code runs only in the
-worker's sandboxed child, so a submission can crash, hang or kill its own child but not the
-worker. Should a worker die anyway (out of memory, a bug), the pool is rebuilt and the
-submissions it was running are tried again, each by itself, so that only the one that kills
-a worker is charged for it, up to `MAX_ATTEMPTS` times; so is a submission whose checks did
-not run to their end (`NotGraded`).
+(spawn context; no more than there are submissions; each imports torch and pytest once, and
+keeps one launcher, a fork server unless turned off, for every submission it grades). A worker
+starts its fork server before its own imports, so that both import torch at once, and is handed
+the main process's sandbox probe rather than probing again. A Ray actor (kit.grader.ray_grader)
+runs the same two functions, `init_worker` then `grade_in_worker`, on another machine.
+
+The student's code runs only in the worker's sandboxed child, so a submission can crash, hang or
+kill its own child but not the worker. Should a worker die anyway (out of memory, a bug), the
+pool is rebuilt and the submissions it was running are tried again, each by itself, so that only
+the one that kills a worker is charged for it, up to `MAX_ATTEMPTS` times; so is a submission
+whose checks did not run to their end (`NotGraded`).
 
 Workers ignore Ctrl-C (the main process decides what happens), die with the main process
 (even after `kill -9`), and take their child down with them.
@@ -24,10 +28,15 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .course import Assignment
+from .course import Assignment, SetupError, load_assignment
 from .launch import Limits
 from .report import Report
+from .runner import ChildError
+
+if TYPE_CHECKING:
+    from .sandbox import Probe
 
 MAX_ATTEMPTS = 3
 
@@ -54,7 +63,17 @@ class Outcome:
 # -- the worker side ----------------------------------------------------------------------------------
 
 _launchers: dict = {}  # this worker's launcher per (limits, require_sandbox): the zygote outlives a submission
-_fork_server = True
+_setup: WorkerSetup | None = None
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What a worker knows before its first submission: the suite it grades, and how."""
+
+    suite_dir: str
+    require_sandbox: bool
+    fork_server: bool = True
+    probe: Probe | None = None  # the sandbox probe of the machine the worker runs on, when already made
 
 
 def _die_with_parent(parent: int) -> None:
@@ -84,14 +103,21 @@ def _terminate(signum, frame) -> None:
     os._exit(128 + signum)
 
 
-def init_worker(parent: int, fork_server: bool = True) -> None:
-    """Runs once in each worker: signals, then the heavy imports, so each task starts warm."""
-    global _fork_server
-    _fork_server = fork_server
+def init_worker(parent: int, setup: WorkerSetup | None = None) -> None:
+    """Runs once in each worker: signals, the suite's fork server, then the heavy imports, so each task
+    starts warm. Without `setup` (a test's task in place of grading) only the signals and imports."""
+    global _setup
+    _setup = setup
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminate)
     _die_with_parent(parent)
     os.environ.setdefault("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    if setup is not None and setup.fork_server:  # its zygote imports torch while this process does
+        launcher = assignment_launcher(setup.suite_dir, setup.require_sandbox)
+        try:
+            launcher.start(load_assignment(Path(setup.suite_dir)).helpers_file)
+        except (OSError, ChildError, SetupError):
+            pass  # the first submission's spawn tries again, and falls back to a fresh child
     import pytest  # noqa: F401 - imported now, so that the first submission does not pay for it
     import torch
 
@@ -105,8 +131,9 @@ def worker_launcher(limits: Limits, require_sandbox: bool):
 
     key = (limits, require_sandbox)
     if key not in _launchers:
-        launcher = make_launcher(limits, require=require_sandbox)
-        if _fork_server:
+        setup = _setup or WorkerSetup("", require_sandbox)
+        launcher = make_launcher(limits, require=require_sandbox, found=setup.probe)
+        if setup.fork_server:
             from .forkserver import ForkLauncher
 
             launcher = ForkLauncher(launcher)
@@ -114,14 +141,19 @@ def worker_launcher(limits: Limits, require_sandbox: bool):
     return _launchers[key]
 
 
+def assignment_launcher(suite_dir: str, require_sandbox: bool):
+    """The worker's launcher for the assignment whose suite is in `suite_dir` (its limits)."""
+    assignment = load_assignment(Path(suite_dir))
+    limits = Limits(check_timeout=assignment.check_timeout, time_budget=assignment.time_budget)
+    return worker_launcher(limits, require_sandbox)
+
+
 def grade_in_worker(suite_dir: str, submission: str, require_sandbox: bool) -> tuple[Report, str]:
     """The task a worker runs: one submission, public and hidden checks; its report and this machine's name."""
-    from .course import load_assignment
     from .grade import grade_submission
 
     assignment = load_assignment(Path(suite_dir))
-    limits = Limits(check_timeout=assignment.check_timeout, time_budget=assignment.time_budget)
-    launcher = worker_launcher(limits, require_sandbox)
+    launcher = assignment_launcher(suite_dir, require_sandbox)
     return grade_submission(assignment, Path(submission), launcher=launcher, hidden=True), socket.gethostname()
 
 
@@ -131,50 +163,74 @@ def _warm() -> None:
 
 # -- the pool ---------------------------------------------------------------------------------------
 
-class WorkerPool:
-    """Worker processes that grade submissions; start them early so their imports overlap other work."""
+class Attempts:
+    """Failed attempts per submission (a worker that died, checks that did not run to their end), so that
+    each is tried again up to `max_attempts` times and no more; the local pool and the Ray grader share it."""
 
-    def __init__(self, jobs: int, require_sandbox: bool, *, fork_server: bool = True,
+    def __init__(self, max_attempts: int) -> None:
+        self.max_attempts = max_attempts
+        self.count: dict[str, int] = {}
+
+    def _again(self, job: Job) -> bool:
+        self.count[job.student] = self.count.get(job.student, 0) + 1
+        return self.count[job.student] < self.max_attempts
+
+    def lost(self, job: Job, seconds: float) -> Outcome | None:
+        """A worker died while grading `job`: None to try again, else the outcome that says so."""
+        if self._again(job):
+            return None
+        return Outcome(job, None, f"a grading worker died {self.count[job.student]} times while grading this "
+                                  "submission", seconds)
+
+    def failed(self, job: Job, exc: Exception, seconds: float) -> Outcome | None:
+        """The task grading `job` raised `exc`: None to try again (NotGraded), else the outcome that says why."""
+        from .grade import NotGraded
+
+        if isinstance(exc, NotGraded):
+            return None if self._again(job) else Outcome(job, None, str(exc), seconds)
+        return Outcome(job, None, f"{type(exc).__name__}: {exc}", seconds)  # the grader's (or suite's) error
+
+
+class WorkerPool:
+    """Worker processes on this machine that grade submissions, started when there is something to grade."""
+
+    def __init__(self, jobs: int, require_sandbox: bool, *, fork_server: bool = True, probe: Probe | None = None,
                  max_attempts: int = MAX_ATTEMPTS, task: Callable = grade_in_worker) -> None:
         self.jobs = max(1, jobs)
         self.task = task  # grade_in_worker, or what a test puts in its place
         self.require_sandbox = require_sandbox
         self.fork_server = fork_server
+        self.probe = probe  # this machine's sandbox probe, handed to the workers
         self.max_attempts = max_attempts
         self.executor: cf.ProcessPoolExecutor | None = None
 
-    def start(self) -> WorkerPool:
+    def start(self, assignment: Assignment, submissions: int) -> None:
+        """Start one worker per submission, `jobs` at most; each starts the assignment's fork server."""
         if self.executor is None:
+            workers = max(1, min(self.jobs, submissions))
+            setup = WorkerSetup(str(assignment.suite_dir), self.require_sandbox, self.fork_server, self.probe) \
+                if self.task is grade_in_worker else None
             self.executor = cf.ProcessPoolExecutor(
-                max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                initializer=init_worker, initargs=(os.getpid(), self.fork_server))
-            for _ in range(self.jobs):
+                max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=init_worker, initargs=(os.getpid(), setup))
+            for _ in range(workers):  # workers start on demand: ask for all of them now
                 self.executor.submit(_warm)
-        return self
 
     def close(self) -> None:
         if self.executor is not None:
             _stop(self.executor)
             self.executor = None
 
-    def __enter__(self) -> WorkerPool:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
     def grade(self, assignment: Assignment, jobs: list[Job]) -> Iterator[Outcome]:
         """Yield each submission's outcome as soon as it is known (in completion order).
 
         Closing the generator, or an exception in the caller (Ctrl-C included), stops the workers.
         """
-        from .grade import NotGraded
-
         todo, alone = list(jobs), []  # alone: jobs that were running when a worker died, each retried by itself
-        attempts = {job.student: 0 for job in todo}
+        attempts = Attempts(self.max_attempts)
         try:
             while todo or alone:
-                self.start()
+                self.start(assignment, len(todo) + len(alone))
                 batch, todo = ([alone.pop(0)], todo) if alone else (todo, [])
                 futures = {self.executor.submit(self.task, str(assignment.suite_dir), str(job.path),
                                                 self.require_sandbox): job for job in batch}
@@ -192,23 +248,16 @@ class WorkerPool:
                             broken = True
                             if len(batch) > 1:  # which job killed the worker is unknown: suspects run alone
                                 (alone if fut in started else todo).append(job)
-                                continue
-                            attempts[job.student] += 1
-                            if attempts[job.student] < self.max_attempts:
+                            elif (outcome := attempts.lost(job, seconds)) is None:
                                 alone.append(job)
                             else:
-                                yield Outcome(job, None, f"a grading worker died {attempts[job.student]} times "
-                                                         "while grading this submission", seconds)
+                                yield outcome
                             continue
-                        except NotGraded as exc:
-                            attempts[job.student] += 1
-                            if attempts[job.student] < self.max_attempts:
+                        except Exception as exc:  # noqa: BLE001 - NotGraded, or an error in the grader or suite
+                            if (outcome := attempts.failed(job, exc, seconds)) is None:
                                 todo.append(job)
                             else:
-                                yield Outcome(job, None, str(exc), seconds)
-                            continue
-                        except Exception as exc:  # noqa: BLE001 - an error in the grader (or the suite), not the student's
-                            yield Outcome(job, None, f"{type(exc).__name__}: {exc}", seconds)
+                                yield outcome
                             continue
                         yield Outcome(job, report, None, seconds, node)
                 if broken:  # a dead worker breaks the whole pool: start a fresh one for the rest

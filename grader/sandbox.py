@@ -146,12 +146,15 @@ def bwrap_features(bwrap: str) -> frozenset[str]:
     return frozenset(w for w in ("--size", "--perms", "--disable-userns", "--chmod") if w in text)
 
 
-@functools.cache
 def probe(bwrap: str | None = None) -> Probe:
-    """Find bwrap and a mode in which it runs this Python; once per process (cached)."""
+    """Find bwrap (`bwrap`, or the one on PATH) and a mode in which it runs this Python; once per bwrap."""
     if not sys.platform.startswith("linux"):
         return Probe(None, None, reason=f"bubblewrap needs Linux, and this is {sys.platform}")
-    path = bwrap or shutil.which("bwrap")
+    return _probe(bwrap or shutil.which("bwrap"))
+
+
+@functools.cache
+def _probe(path: str | None) -> Probe:
     if not path or not os.access(path, os.X_OK):
         return Probe(None, None, reason="bubblewrap (bwrap) is not installed")
     features = bwrap_features(path)
@@ -165,12 +168,14 @@ def probe(bwrap: str | None = None) -> Probe:
     return Probe(path, None, features, reason="bubblewrap cannot start a sandbox here (" + "; ".join(errors) + ")")
 
 
-def make_launcher(limits: Limits, require: bool, *, bwrap: str | None = None) -> PlainLauncher:
+def make_launcher(limits: Limits, require: bool, *, bwrap: str | None = None,
+                  found: Probe | None = None) -> PlainLauncher:
     """A bubblewrap launcher when bwrap works here; else (require=False) the plain one, with a warning.
 
     With require=True a missing sandbox raises SandboxUnavailable, whose message says how to fix it.
+    `found`: what `probe` found on this machine, when another process already probed it (a grading worker).
     """
-    found = probe(bwrap)
+    found = found or probe(bwrap)
     if found.ok:
         return BwrapLauncher(limits, found)
     if require:

@@ -624,3 +624,60 @@ def test_gradebook_records_atomically_and_forgets_what_nbgrader_lost(tmp_path):
         rows = book.export_rows()
     assert {(r["student_id"], r["score"]) for r in rows} == {("ann", 5.0), ("bob", 0.0)}
     assert next(r for r in rows if r["student_id"] == "ann")["components"] == {"MyLinear": 2.0, "Other": 3.0}
+
+
+# -- the fixed cost, and Ray kept out of local grading -------------------------------------------------
+
+def test_local_grading_never_imports_ray_nor_what_it_does_not_use(tmp_path):
+    """`kit grade` without --ray: neither the driver nor its workers import Ray (`-X importtime`, which the
+    spawned workers inherit, lists every module each imports); a rerun with nothing to grade starts no worker."""
+    course = make_course(tmp_path / "course")
+    hand_in(course, [Member("ann", SOLUTION, 20.0, set())])
+    code = "from kit.cli.main import main; main()"
+    for first in (True, False):
+        run = subprocess.run([sys.executable, "-X", "importtime", "-c", code, "grade", "hw1", "--json", *GRADE_FLAGS],
+                             cwd=course, capture_output=True, text=True, timeout=300, env=CPU_ONLY)
+        assert run.returncode == 0, run.stderr[-3000:]
+        imported = {line.split("|")[-1].strip() for line in run.stderr.splitlines() if line.startswith("import time:")}
+        assert "nbgrader.api" in imported
+        assert ("torch" in imported) == first  # the workers' imports are listed; a rerun has nothing to grade
+        assert not {m for m in imported if m == "ray" or m.startswith("ray.")}
+        assert "rfc3987_syntax.syntax_helpers" not in imported  # no IRI grammar compiled for nbgrader
+    doc = json.loads(run.stdout)
+    assert [(s["student"], s["score"], s["cached"]) for s in doc["submissions"]] == [("ann", 20.0, True)]
+
+
+def test_ray_is_a_usage_error_naming_the_install_when_not_installed(tmp_path):
+    course = make_course(tmp_path / "course")
+    hand_in(course, [Member("ann", SOLUTION, 20.0, set())])
+    # a None in sys.modules makes `import ray` fail as it does where Ray is not installed
+    code = "import sys; sys.modules['ray'] = None; from kit.cli.main import main; main()"
+    run = subprocess.run([sys.executable, "-c", code, "grade", "hw1", "--ray", "auto"], cwd=course,
+                         capture_output=True, text=True, timeout=120, env=CPU_ONLY)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "pip install 'kit[ray]'" in run.stderr
+    assert not (course / "gradebook.db").exists()
+
+
+def test_a_new_gradebook_is_stamped_as_nbgrader_stamps_one(tmp_path, monkeypatch):
+    """kit stamps a new gradebook with the head of nbgrader's migrations in-process; nbgrader asks alembic."""
+    from nbgrader.api import get_alembic_version
+
+    # nbgrader runs the `alembic` command: the one installed next to this Python (the venv may not be active)
+    monkeypatch.setenv("PATH", os.pathsep.join([os.path.dirname(sys.executable), os.environ["PATH"]]))
+
+    from kit.grader.gradebook import Gradebook, db_url, read_stored
+
+    url = db_url(tmp_path)
+    assert read_stored(url, "hw1") == {}  # no file yet: nothing graded
+    with Gradebook(url) as book:
+        book.record("hw1", "ann", Report("hw1", [CheckResult("a", "MyLinear", "passed", 2.0, 2.0)]),
+                    content_hash="h1", suite_hash="s1")
+        stored = book.stored("hw1")
+    con = sqlite3.connect(tmp_path / "gradebook.db")
+    try:
+        assert con.execute("SELECT version_num FROM alembic_version").fetchall() == [(get_alembic_version(),)]
+    finally:
+        con.close()
+    assert read_stored(url, "hw1") == stored and stored["ann"].content_hash == "h1"
+    assert read_stored("postgresql://nowhere/kit", "hw1") is None  # not SQLite: the caller opens the gradebook
