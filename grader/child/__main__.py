@@ -21,8 +21,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.zygote is not None:
         import socket
 
+        from .device import preload
         from .zygote import Zygote
 
+        preload()  # once, before forking: every child's device check finds it done
         Zygote(socket.socket(fileno=args.zygote), args.scratch, args.helpers, args.own_pid_namespace).run()
     else:
         from .runtime import serve

@@ -8,6 +8,8 @@ compares it in its own process.
 from __future__ import annotations
 
 import argparse
+import builtins
+import contextlib
 import hashlib
 import importlib.machinery
 import importlib.util
@@ -17,6 +19,7 @@ import traceback
 
 import torch
 
+from .device import Device, no_cuda_hint, preload_in_background
 from .guard import FunctionGuard, Guard, resolve
 from .wire import ChannelClosed, Ref, read_message, write_message
 
@@ -29,8 +32,9 @@ class Helpers:
 
     torch = torch
 
-    def __init__(self, suite_helpers: dict) -> None:
+    def __init__(self, suite_helpers: dict, student_dir: str = "") -> None:
         self.suite = argparse.Namespace(**suite_helpers)
+        self.device = Device(student_dir)  # device checks: the GPU, or an emulated one (child/device.py)
 
     @staticmethod
     def leaf(t: torch.Tensor) -> torch.Tensor:
@@ -108,11 +112,13 @@ class Runtime:
         self.objects: dict[int, object] = {}
         self.trusted: set[int] = set()
         self.function_mode = FunctionGuard(guard)
+        self.device: Device = helpers.device
 
     def reset(self, seed: int) -> None:
         self.objects = dict(self.roots)
         self.trusted = {HELPERS}
         self.guard.hits.clear()
+        self.device.reset()
         torch.manual_seed(seed)
 
     def resolve(self, value):
@@ -152,15 +158,18 @@ class Runtime:
         for index, op in enumerate(msg["ops"]):
             untrusted = op["target"] not in self.trusted
             try:
-                if untrusted:
-                    self.guard.active = True
-                    with self.function_mode:
+                # a device check runs every operation on its device, under the device mode (child/device.py)
+                with self.device.mode or contextlib.nullcontext():
+                    if untrusted:
+                        self.guard.active = True
+                        with self.function_mode:
+                            self.run_op(op)
+                    else:
                         self.run_op(op)
-                else:
-                    self.run_op(op)
             except BaseException as exc:  # student code may raise anything
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not untrusted:
                     raise
+                self.device.saw(exc)
                 reply["error"] = self.describe(exc, index)
                 reply["error"]["where"] = where(op, self.objects.get(op["target"]))
                 break
@@ -185,7 +194,11 @@ class Runtime:
             if path.startswith(self.student_dir + os.sep):
                 frames.append(traceback.FrameSummary(os.path.relpath(path, self.student_dir), f.lineno, f.name,
                                                      line=f.line))
-        return error_info(exc, op=index, traceback="".join(traceback.format_list(frames)) if frames else "")
+        info = error_info(exc, op=index, traceback="".join(traceback.format_list(frames)) if frames else "")
+        hint = no_cuda_hint(exc)
+        if hint:
+            info["message"] = f"{info['message'][:1000]}\n  {hint}"
+        return info
 
 
 def error_info(exc: BaseException, *, op: int | None, fetch: int | None = None, traceback: str = "") -> dict:
@@ -304,7 +317,11 @@ def serve(rfd: int, wfd: int, student_file: str, helpers_file: str | None, forbi
     guard = Guard()
     guard.forbid(forbidden)
     guard.enabled = set(forbidden)
-    runtime = Runtime(None, Helpers(load_helpers(helpers_file)), guard, student_dir)
+    # full float32 precision on a GPU, as on the CPU: the references are computed so (kit.grader.plugin)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    runtime = Runtime(None, Helpers(load_helpers(helpers_file), student_dir), guard, student_dir)
+    builtins_before = dict(vars(builtins))  # as they were before student code ran (see device.preload)
     try:
         guard.active = True
         with FunctionGuard(guard):
@@ -320,6 +337,7 @@ def serve(rfd: int, wfd: int, student_file: str, helpers_file: str | None, forbi
     write_message(wfd, {"ready": True, "error": None, "output": output.take(),
                         "forbidden": list(dict.fromkeys(guard.hits)), "cuda": torch.cuda.is_available(),
                         "imported": imported_files(student_dir)})
+    preload_in_background(builtins_before)  # what a device check needs, while the grader gets ready
     while True:
         try:
             msg = read_message(rfd)
