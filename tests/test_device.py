@@ -55,10 +55,13 @@ cases = {
     "boolean-mask indexing on the device": lambda: torch.ones(4, device=M)[torch.ones(4, device=M) > 0],
     "item() on the device": lambda: torch.ones(3, device=M).sum().item(),
 }
+# on a real GPU the mode refuses nothing itself and explains CUDA's refusal; the meta device refuses this
+# out-of-place mix on its own, as CUDA does, so it shows that path here
+explained = {"a mix the device itself refuses, explained": lambda: torch.ones(3, device=M) + torch.ones(3)}
 out = {}
-for name, case in cases.items():
+for name, case in [*cases.items(), *explained.items()]:
     try:
-        with DeviceMode("/nonexistent", reject=True):
+        with DeviceMode("/nonexistent", reject=name not in explained):
             case()
         out[name] = "ran"
     except DeviceMismatch:
@@ -81,7 +84,7 @@ def rules() -> dict[str, str]:
     "cat with a CPU tensor", "CPU buffer updated in place from the device", "CPU @ device",
     "device tensor updated in place from the CPU", "a 0-dim device tensor with a CPU tensor",
     "CPU tensor indexed with device indices", "CPU values put into a device tensor", "masked_fill with a CPU mask",
-    "optimizer state made with torch.zeros(p.shape)"])
+    "optimizer state made with torch.zeros(p.shape)", "a mix the device itself refuses, explained"])
 def test_refuses_what_cuda_refuses(rules, case):
     assert rules[case] == "mismatch"
 
@@ -216,6 +219,25 @@ def test_fork_server_never_touches_cuda_before_it_forks(tmp_path):
     touched = [call for call in seen["calls"] if call.startswith("torch._C.") or call.split(":")[1] in DRIVER]
     assert touched == [], touched
     assert "cuda/__init__.py:<module>" in seen["calls"]  # the watch saw torch.cuda being imported
+
+
+def worker_facts(suite_dir: str, submission: str, require_sandbox: bool) -> tuple[dict, str]:
+    """A grading worker's task that reports how the worker was started and what it did to CUDA."""
+    import torch
+
+    cmdline = Path("/proc/self/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    return {"spawned": "spawn_main" in cmdline, "cuda_initialized": torch.cuda.is_initialized()}, "here"
+
+
+def test_grading_workers_are_fresh_interpreters():
+    """Workers are spawned (a new interpreter, nothing inherited from the driver) and have not initialised
+    CUDA when they start their fork server (which they start by exec, see launch.PlainLauncher)."""
+    from kit.grader.course import load_assignment
+    from kit.grader.pool import Job, WorkerPool
+
+    with WorkerPool(1, require_sandbox=False, task=worker_facts) as pool:
+        outcomes = list(pool.grade(load_assignment(ROOT / "grader" / "suites" / "hw1"), [Job("a", ROOT)]))
+    assert [o.report for o in outcomes] == [{"spawned": True, "cuda_initialized": False}]
 
 
 # -- the device nodes a sandboxed child needs for CUDA ----------------------------------------------------

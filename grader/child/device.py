@@ -121,8 +121,8 @@ def preload() -> None:
 
 
 def preload_in_background(builtins_before: dict) -> None:
-    """In a started child, the import of `preload` in a thread of its own while the child waits for the
-    grader (`prepare`, which changes torch's dispatcher, waits for the device check's own thread)."""
+    """In a started child: `import_symbolic_shapes` in a thread of its own, while the child waits for the
+    grader (`prepare`, which changes torch's dispatcher, runs later in the thread that runs the checks)."""
     if "torch.fx.experimental.symbolic_shapes" not in sys.modules:
         threading.Thread(target=import_symbolic_shapes, args=(builtins_before,), name="kit-preload",
                          daemon=True).start()
