@@ -44,8 +44,9 @@ class OnDevice:
     def randint(self, high: int, *shape: int) -> Proxy:
         return self.child.device.randint(high, *shape)
 
-    def ones(self, *shape: int, **kwargs: Any) -> Proxy:
-        return self.child.device.ones(*shape, **kwargs)
+    def mask(self, *shape: int, causal: bool = False) -> Proxy:
+        """A bool mask on the device (True: not allowed): causal, or the last key masked."""
+        return self.child.device.mask(*shape, causal=causal)
 
     def expect(self, what: str, **named: Proxy) -> None:
         """Run what the check recorded; fail if it mixed devices or left any of `named` (tensors, modules,

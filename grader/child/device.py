@@ -120,9 +120,11 @@ def preload() -> None:
     prepare()
 
 
-def preload_in_background(builtins_before: dict) -> None:
-    """In a started child: `import_symbolic_shapes` in a thread of its own, while the child waits for the
-    grader (`prepare`, which changes torch's dispatcher, runs later in the thread that runs the checks)."""
+def preload_soon(builtins_before: dict) -> None:
+    """In a started child, once the student's module is imported: `prepare` now, while the grader is still
+    getting ready (it changes torch's dispatcher, so in the thread that runs the checks), and
+    `import_symbolic_shapes` in a thread of its own."""
+    prepare()
     if "torch.fx.experimental.symbolic_shapes" not in sys.modules:
         threading.Thread(target=import_symbolic_shapes, args=(builtins_before,), name="kit-preload",
                          daemon=True).start()
@@ -343,16 +345,32 @@ class Device:
         self.mode = DeviceMode(self.root, reject=name == EMULATED)
         return name
 
+    # Inputs: on the emulated device `torch.empty` (values do not exist there; torch.randn would run a Python
+    # meta kernel that imports sympy), on a GPU real values.
+
     def randn(self, *shape: int, dtype: torch.dtype = torch.float32, requires_grad: bool = False) -> torch.Tensor:
         """A tensor of this shape on the device (random values on a GPU; none on the emulated device)."""
-        return torch.randn(*shape, dtype=dtype, device=target()).requires_grad_(requires_grad)
+        device = target()
+        t = torch.empty(shape, dtype=dtype, device=device) if device == EMULATED else \
+            torch.randn(shape, dtype=dtype, device=device)
+        return t.requires_grad_(requires_grad)
 
     def randint(self, high: int, *shape: int) -> torch.Tensor:
         """int64 class indices in [0, high) on the device."""
-        return torch.randint(high, shape, device=target())
+        device = target()
+        return torch.empty(shape, dtype=torch.long, device=device) if device == EMULATED else \
+            torch.randint(high, shape, device=device)
 
-    def ones(self, *shape: int, dtype: torch.dtype = torch.bool) -> torch.Tensor:
-        return torch.ones(*shape, dtype=dtype, device=target())
+    def mask(self, *shape: int, causal: bool = False) -> torch.Tensor:
+        """A bool mask on the device: True above the diagonal (causal), else True in the last column."""
+        device = target()
+        if device == EMULATED:
+            return torch.empty(shape, dtype=torch.bool, device=device)
+        mask = torch.ones(shape, dtype=torch.bool, device=device).triu(1) if causal else \
+            torch.zeros(shape, dtype=torch.bool, device=device)
+        if not causal:
+            mask[..., -1] = True
+        return mask
 
     def placement(self, named: dict) -> list[list[str]]:
         """[name, device] of every tensor in `named` that is not on the device (outputs, gradients,

@@ -19,7 +19,7 @@ import traceback
 
 import torch
 
-from .device import Device, no_cuda_hint, preload_in_background
+from .device import Device, no_cuda_hint, preload_soon
 from .guard import FunctionGuard, Guard, resolve
 from .wire import ChannelClosed, Ref, read_message, write_message
 
@@ -337,7 +337,7 @@ def serve(rfd: int, wfd: int, student_file: str, helpers_file: str | None, forbi
     write_message(wfd, {"ready": True, "error": None, "output": output.take(),
                         "forbidden": list(dict.fromkeys(guard.hits)), "cuda": torch.cuda.is_available(),
                         "imported": imported_files(student_dir)})
-    preload_in_background(builtins_before)  # what a device check needs, while the grader gets ready
+    preload_soon(builtins_before)  # what a device check needs, while the grader gets ready
     while True:
         try:
             msg = read_message(rfd)

@@ -207,14 +207,14 @@ def test_device_placement(student, child):
     """on the GPU (emulated without one): output, weights and every gradient stay there, with masks and dropout"""
     dev = OnDevice(child)
     n, l, s, e = 2, 5, 6, 8
-    for dropout, masks in ((0.0, {"attn_mask": dev.ones(l, s).triu(1), "key_padding_mask": dev.ones(n, s).tril(-4)}),
+    for dropout, masks in ((0.0, {"attn_mask": dev.mask(l, s, causal=True), "key_padding_mask": dev.mask(n, s)}),
                            (0.0, {"attn_mask": dev.randn(l, s)}), (0.25, {})):
         m = student.MultiHeadAttention(e, 2, dropout=dropout).to(dev.name)
         m.train()
         q, k, v = (dev.randn(n, t, e, requires_grad=True) for t in (l, s, s))
         result = m(q, k, v, **masks)
         out, weights = result[0], result[1]
-        (out * dev.randn(n, l, e)).sum().backward()
+        out.backward(dev.randn(n, l, e))
         setting = f"dropout={dropout}" + "".join(f", {name}" for name in masks)
         dev.expect(f"forward and backward ({setting})", output=out, weights=weights,
                    **{"query.grad": q.grad, "key.grad": k.grad, "value.grad": v.grad, "MultiHeadAttention": m})

@@ -379,15 +379,16 @@ def test_device_placement(student, child, component):
     """on the GPU (emulated without one): training, backward and eval keep outputs, gradients and buffers there"""
     dev = OnDevice(child)
     if component == "BasicBlock":
-        cases = [(student.BasicBlock(16, 16), (2, 16, 8, 8)), (student.BasicBlock(16, 32, 2), (2, 16, 8, 8))]
+        cases = [(student.BasicBlock(16, 16), (2, 16, 8, 8), (2, 16, 8, 8)),
+                 (student.BasicBlock(16, 32, 2), (2, 16, 8, 8), (2, 32, 4, 4))]
     else:
-        cases = [(student.ResNet(student.BasicBlock, list(SMALL)), (2, 3, 32, 32))]
-    for m, shape in cases:
+        cases = [(student.ResNet(student.BasicBlock, list(SMALL)), (2, 3, 32, 32), (2, 10))]
+    for m, shape, out_shape in cases:
         m = m.to(dev.name)
         m.train()
         x = dev.randn(*shape, requires_grad=True)
         y = m(x)
-        y.sum().backward()
+        y.backward(dev.randn(*out_shape))
         m.eval()
         z = m(dev.randn(*shape))
         dev.expect(f"{component}: training, backward and eval", output=y, eval_output=z,
