@@ -101,7 +101,7 @@ class GpuMemory:
 
     def summary(self) -> dict:
         out: dict = {"measured": self.available}
-        for kind in ("child", "grader"):
+        for kind in ("child", "grader", "unknown"):
             values = [mib for k, mib in self.peak.values() if k == kind]
             out[kind] = {"processes": len(values), "max_mib": max(values, default=0),
                          "median_mib": statistics.median(values) if values else 0}
@@ -109,7 +109,8 @@ class GpuMemory:
 
 
 def kind_of(pid: int) -> str:
-    """"child" for a process running kit's child package (a fork server's children included), else "grader"."""
+    """"child" for a process running kit's child package (a fork server's children included), "grader" for
+    another, "unknown" for one this machine's /proc does not show (nvidia-smi names host pids in a container)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
@@ -146,7 +147,7 @@ class Run:
 
 def verify_full_marks(run: Run, hw: str, folder: Path, env: dict, gpu: bool) -> None:
     doc, seconds, error = check(hw, folder, env)
-    name = f"{hw}/{folder.relative_to(REPO)}"
+    name = str(folder.relative_to(REPO))
     if doc is None:
         run.problem(f"{name}: no report ({error})")
         return
@@ -161,7 +162,7 @@ def verify_full_marks(run: Run, hw: str, folder: Path, env: dict, gpu: bool) -> 
 
 def verify_gpu_mistake(run: Run, hw: str, folder: Path, expected: dict, env: dict, gpu: bool) -> None:
     doc, seconds, error = check(hw, folder, env)
-    name = f"{hw}/{folder.name}"
+    name = str(folder.relative_to(REPO))
     if doc is None:
         run.problem(f"{name}: no report ({error})")
         return
@@ -179,6 +180,7 @@ def verify_gpu_mistake(run: Run, hw: str, folder: Path, expected: dict, env: dic
 def make_class(course: Path, hw: str) -> dict[str, Path]:
     """A course folder whose submitted/ holds tests/submissions/hwN (but cases with their own limits),
     two copies of the solution and the stub; student -> source folder."""
+    course.mkdir(parents=True)
     (course / "kit.toml").write_text(f'[course]\nname = "gpu check"\nsuites = "{REPO / "grader" / "suites"}"\n')
     members = {"solution-a": REPO / "solutions" / hw, "solution-b": REPO / "solutions" / hw,
                "stub": REPO / "assignments" / hw}
@@ -191,12 +193,13 @@ def make_class(course: Path, hw: str) -> dict[str, Path]:
     return members
 
 
-def verify_grade(run: Run, hw: str, jobs: int, env: dict, work: Path, gpu: bool) -> None:
+def verify_grade(run: Run, hw: str, jobs: int, env: dict, work: Path, gpu: bool, sandboxed: bool) -> None:
     course = work / f"class-{hw}"
     members = make_class(course, hw)
     docs = {}
-    for mode, extra in (("fork server", []), ("no fork server", ["--no-fork-server"])):
-        db = work / f"gradebook-{hw}-{'fork' if not extra else 'nofork'}.db"
+    unsafe = [] if sandboxed else ["--unsafe-no-sandbox"]  # our own fixtures; the report says there was none
+    for mode, extra in (("fork server", unsafe), ("no fork server", [*unsafe, "--no-fork-server"])):
+        db = work / f"gradebook-{hw}-{mode.replace(' ', '-')}.db"
         out, seconds = kit("grade", hw, "--json", "--force", "-j", str(jobs), "--db", str(db), *extra,
                            cwd=course, env=env)
         try:
@@ -248,7 +251,8 @@ def markdown(facts: dict, run: Run, memory: dict) -> str:
     if memory.get("measured"):
         lines += ["", "| peak GPU memory | processes | max | median |", "|---|---|---|---|"]
         lines += [f"| {kind} | {memory[kind]['processes']} | {memory[kind]['max_mib']} MiB | "
-                  f"{memory[kind]['median_mib']} MiB |" for kind in ("child", "grader")]
+                  f"{memory[kind]['median_mib']} MiB |" for kind in ("child", "grader", "unknown")
+                  if memory[kind]["processes"]]
     else:
         lines += ["", "GPU memory: not measured (no nvidia-smi)."]
     return "\n".join(lines) + "\n"
@@ -257,7 +261,8 @@ def markdown(facts: dict, run: Run, memory: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="folder for gpu.json and gpu.md (default: a new one in /tmp)")
-    parser.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1), help="kit grade -j (default 4)")
+    parser.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1),
+                        help="kit grade -j (default: 8, or the CPUs if fewer)")
     parser.add_argument("--only", help="assignments, comma-separated (default: hw1..hw6)")
     parser.add_argument("--skip-grade", action="store_true", help="leave out the kit grade runs")
     parser.add_argument("--cpu-rehearsal", action="store_true",
@@ -296,7 +301,7 @@ def main() -> int:
                     verify_gpu_mistake(run, hw, expected.parent, data, env, gpu)
             if not args.skip_grade:
                 print(f"[gpu] {hw}: kit grade", file=sys.stderr, flush=True)
-                verify_grade(run, hw, args.jobs, env, work, gpu)
+                verify_grade(run, hw, args.jobs, env, work, gpu, found.ok)
     facts["seconds"] = round(time.perf_counter() - started, 1)
     report = {"facts": facts, "problems": run.problems, "checks": run.checks, "grades": run.grades,
               "gpu_memory": memory.summary(), "gpu_memory_by_pid": {str(k): v for k, v in memory.peak.items()}}

@@ -321,7 +321,7 @@ def serve(rfd: int, wfd: int, student_file: str, helpers_file: str | None, forbi
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     runtime = Runtime(None, Helpers(load_helpers(helpers_file), student_dir), guard, student_dir)
-    builtins_before = dict(vars(builtins))  # as they were before student code ran (see device.preload)
+    builtins_before = dict(vars(builtins))  # before student code ran (device.import_symbolic_shapes)
     try:
         guard.active = True
         with FunctionGuard(guard):
