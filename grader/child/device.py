@@ -61,14 +61,16 @@ def prepare() -> None:
     """
     if getattr(torch, "_kit_check_with", None) is not None:
         return
-    original = torch._check_with
+    original = getattr(torch, "_check_with", None)
 
     def check_with(error_type, cond, message):
         if cond is True:  # what torch's symbolic-shapes evaluation of a plain bool returns
             return
         original(error_type, cond, message)
 
-    torch._kit_check_with = torch._check_with = check_with
+    if original is not None:
+        torch._check_with = check_with
+    torch._kit_check_with = check_with
     try:
         import torch._decomp as decomp
         import torch._meta_registrations as registrations
