@@ -141,6 +141,65 @@ def test_cuda_on_a_machine_without_it_says_so(course):
         [c.message for c in failed]
 
 
+# -- the device mode beside the forbidden-API guard ----------------------------------------------------------
+
+ON_DEVICE_ONLY = """
+import math
+
+import torch
+from torch import nn
+
+
+class MyLinear(nn.Module):
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        bound = 1 / math.sqrt(in_features)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(out_features).uniform_(-bound, bound)) if bias else None
+
+    def forward(self, x):
+        if x.device.type != "cpu":  # only in the device check
+            {on_device}
+        y = x @ self.weight.T
+        return y + self.bias if self.bias is not None else y
+"""
+
+
+def on_device_only(tmp_path: Path, code: str) -> Path:
+    (tmp_path / "my_linear.py").write_text(ON_DEVICE_ONLY.format(on_device=code))
+    return tmp_path
+
+
+def test_forbidden_api_used_only_on_the_device_is_caught(course, tmp_path):
+    """The device mode sits above the guard's: a forbidden call that only the device check makes (a name
+    built at run time, which the static scan cannot see) still trips the guard, and costs the component."""
+    code = 'return getattr(torch.nn.functional, "".join(reversed("raenil")))(x, self.weight, self.bias)'
+    folder = on_device_only(tmp_path, code)
+    report = grade(course.assignment("hw1"), folder)
+    assert report.score == 0.0
+    assert any("torch.nn.functional.linear" in p.message and "called while your code ran" in p.message
+               for p in report.problems), report.problems
+    assert "device_placement" in {c.id for c in report.checks if c.status != PASSED}
+
+
+def test_removing_the_device_mode_is_tampering(course, tmp_path):
+    """Student code that takes the emulated device's mode off (to mix devices unseen) breaks the guard's
+    stack of modes: the guard says it was changed, as for its own mode."""
+    code = 'getattr(torch._C, "".join(reversed("kcats_hctapsid_hcrot_pop_")))(None)'  # unseen by the static scan
+    folder = on_device_only(tmp_path, code)
+    report = grade(course.assignment("hw1"), folder)
+    assert report.score == 0.0
+    assert any("kit's guard" in p.message for p in report.problems), report.problems
+
+
+def test_the_device_mode_is_no_tampering(course):
+    """A correct solution's device check runs under both modes: passed, and the guard saw nothing."""
+    report = grade(course.assignment("hw1"), ROOT / "solutions" / "hw1")
+    check = next(c for c in report.checks if c.id == "device_placement")
+    assert check.status == PASSED, check.message
+    assert report.score == report.max_score and not report.problems
+
+
 # -- what a GPU machine needs of the child, provable here ----------------------------------------------------
 
 def hw1_remote(launcher) -> tuple:
