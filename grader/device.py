@@ -65,7 +65,8 @@ class OnDevice:
 
     def classify(self, exc: StudentCodeError, what: str) -> None:
         """Turn the error that stopped the check into its verdict: a device mismatch fails with its
-        explanation; on the emulated device anything else but a forbidden call means "not run"."""
+        explanation; on the emulated device, needing values it does not have means "not run"; any other
+        error fails the check, as it would on a GPU."""
         failure = fetch(self.child.device.failure())
         kind = failure.get("kind") if isinstance(failure, dict) else None
         message = str(failure.get("message", "")) if isinstance(failure, dict) else ""
