@@ -117,9 +117,10 @@ def close_quietly(*fds: int) -> None:
             pass
 
 
-def gpu_nodes() -> list[str]:
-    """NVIDIA device nodes (they appear only once the driver is loaded)."""
-    return sorted(glob.glob("/dev/nvidia*"))
+def gpu_nodes(dev: str = "/dev") -> list[str]:
+    """NVIDIA device nodes (they appear only once the driver is loaded): nvidiactl, nvidia0.., nvidia-uvm,
+    nvidia-uvm-tools, nvidia-modeset, and the folders nvidia-caps/ (MIG) and nvidia-caps-imex-channels/."""
+    return sorted(glob.glob(os.path.join(dev, "nvidia*")))
 
 
 def child_env() -> dict[str, str]:
@@ -128,6 +129,8 @@ def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in keep}
     # one thread each: a class is graded in parallel processes, and a fork server must not start thread pools
     env.update(PYTHONDONTWRITEBYTECODE="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    # torch.cuda.is_available() through NVML, which leaves CUDA uninitialised: a fork server may ask and still fork
+    env["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
     return env
 
 

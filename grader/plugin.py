@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from .course import Assignment, ConfigError, is_hidden_file, load_assignment
+from .device import NotEmulated
 from .files import within
 from .forbidden import describe, scan_files
 from .remote import HELPERS, STUDENT, CheckFailed, Remote
@@ -25,6 +26,7 @@ from .report import (
     FORBIDDEN,
     GPU,
     NO_CUDA,
+    NOT_EMULATED,
     PASSED,
     SANDBOX,
     SKIPPED,
@@ -123,6 +125,9 @@ class KitSession:
             import torch
 
             self._cuda = torch.cuda.is_available()
+            if self._cuda:  # before a GPU check computes its reference: full float32 precision, as in the child
+                torch.backends.cuda.matmul.allow_tf32 = False
+                torch.backends.cudnn.allow_tf32 = False
         return self._cuda
 
     # -- hooks ---------------------------------------------------------------------------------
@@ -173,8 +178,11 @@ class KitSession:
         status, message, reason = outcome_of(call, report)
         if status == SKIPPED and item.get_closest_marker("gpu") and not self.cuda:
             reason = NO_CUDA
-        elif status == SKIPPED:  # only that rule may take a check out of the maximum score, never a run
-            status, message = ERROR, f"{message}: a check is not run only when it needs CUDA and there is none"
+        elif status == SKIPPED and call.excinfo is not None and isinstance(call.excinfo.value, NotEmulated):
+            reason = NOT_EMULATED  # a device check the emulated device could not run (kit.grader.device)
+        elif status == SKIPPED:  # only those two rules may take a check out of the maximum score, never a run
+            status, message = ERROR, (f"{message}: a check is not run only when it needs CUDA and there is none, "
+                                      "or when the emulated device cannot run it")
         output = self.runner.take_output() if self.runner else ""
         return CheckResult(
             id=check_id(item), component=component_of(item), status=status,
@@ -216,6 +224,10 @@ class KitSession:
         not_run = sum(1 for c in checks if c.reason == NO_CUDA)
         if not_run:
             notes.append(Note(GPU, f"{not_run} GPU check(s) not run: no CUDA device"))
+        not_emulated = sum(1 for c in checks if c.reason == NOT_EMULATED)
+        if not_emulated:
+            notes.append(Note(GPU, f"{not_emulated} device check(s) not run: the emulated device could not run "
+                                   "your code (see each check); a GPU would"))
         graded = self.runner.filename if self.runner else ""
         return Report(self.assignment.name, checks, notes, problems, graded)
 

@@ -15,6 +15,7 @@ PASSED, FAILED, ERROR, SKIPPED = "passed", "failed", "error", "skipped"
 
 # why a check did not pass or did not run, when kit knows it (CheckResult.reason)
 NO_CUDA = "no_cuda"  # a GPU check on a machine without CUDA: not run, counts towards no maximum
+NOT_EMULATED = "not_emulated"  # a device check the emulated device could not run here: likewise
 UNUSABLE = "unusable"  # the graded file could not be used: Report.problems says why, once
 FORBIDDEN = "forbidden"  # the component used a forbidden API: Report.problems says which, once
 

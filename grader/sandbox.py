@@ -293,7 +293,14 @@ def shows_course(student_dir: str, kit_files: list[str]) -> bool:
     return bool(inside) or os.path.exists(os.path.join(student_dir, "kit.toml"))
 
 
-SYS_FOR_GPU = ("/sys/block", "/sys/bus", "/sys/class", "/sys/dev", "/sys/devices")  # as flatpak does
+SYS_FOR_GPU = ("/sys/block", "/sys/bus", "/sys/class", "/sys/dev", "/sys/devices",  # as flatpak does
+               "/sys/module/nvidia", "/sys/module/nvidia_uvm")  # the driver's version and parameters
+
+
+def gpu_binds(dev: str = "/dev") -> list[tuple[str, str]]:
+    """(source, path in the sandbox) of every NVIDIA device node under `dev`: what nvidia-container-toolkit
+    gives a container for CUDA (/proc/driver/nvidia is in the sandbox's own /proc; libcuda is under /usr)."""
+    return [(node, "/dev/" + os.path.relpath(node, dev)) for node in gpu_nodes(dev)]
 
 
 def python_dirs() -> list[str]:
@@ -374,7 +381,7 @@ class BwrapLauncher(PlainLauncher):
     sandboxed = True
 
     def __init__(self, limits: Limits, found: Probe | None = None, *, max_processes: int = 32,
-                 scratch_mb: int = 256, extra_ro_binds: tuple[str, ...] = ()) -> None:
+                 scratch_mb: int = 256, extra_ro_binds: tuple[str, ...] = (), gpu_dev: str = "/dev") -> None:
         super().__init__(limits)
         found = found or probe()
         if not found.ok:
@@ -383,7 +390,7 @@ class BwrapLauncher(PlainLauncher):
         self.max_processes = max_processes
         self.scratch_mb = scratch_mb
         self.extra_ro_binds = tuple(extra_ro_binds)
-        self.gpu_nodes = gpu_nodes()
+        self.gpu_dev = gpu_dev  # where the NVIDIA device nodes are found (another folder in kit's tests)
         self.description = self.mode.description
 
     # -- the command ---------------------------------------------------------------------------
@@ -433,10 +440,10 @@ class BwrapLauncher(PlainLauncher):
             m.add("--ro-bind-try", f"/etc/{name}", src=f"/etc/{name}")
         m.add("--proc", "/proc")
         m.add("--dev", "/dev")
-        self.gpu_nodes = gpu_nodes()
-        for node in self.gpu_nodes:
-            m.add("--dev-bind", node, src=node)
-        if self.gpu_nodes:  # CUDA and NVML look up the devices in sysfs
+        nodes = gpu_binds(self.gpu_dev)
+        for src, dest in nodes:
+            m.add("--dev-bind", dest, src=src)
+        if nodes:  # CUDA and NVML look up the devices in sysfs
             for d in SYS_FOR_GPU:
                 m.add("--ro-bind-try", d, src=d)
         for d in [*python_dirs(), *self.extra_ro_binds]:

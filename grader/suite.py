@@ -8,11 +8,12 @@ from pathlib import Path
 from types import ModuleType
 
 from .compare import assert_close, fail
+from .device import OnDevice
 from .reference import reference
 from .remote import CheckFailed, Proxy, StudentException, fetch, run, student_raises
 
-__all__ = ["CheckFailed", "Proxy", "StudentException", "assert_close", "fail", "fetch", "reference", "run",
-           "sibling", "student_raises"]
+__all__ = ["CheckFailed", "OnDevice", "Proxy", "StudentException", "assert_close", "fail", "fetch", "reference",
+           "run", "sibling", "student_raises"]
 
 
 def sibling(anchor: str, filename: str) -> ModuleType:

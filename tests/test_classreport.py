@@ -239,7 +239,7 @@ def class_members() -> list[Member]:
         score, failing = expected(CASES / name)
         return Member(student, CASES / name / "my_linear.py", score, failing)
 
-    return [Member("ann", SOLUTION, 20.0, set()), Member("bob", SOLUTION, 20.0, set()),
+    return [Member("ann", SOLUTION, 21.0, set()), Member("bob", SOLUTION, 21.0, set()),
             case("bias_ignored", "cy"), case("transposed_weight", "dee"), case("crash_forward", "eve"),
             case("syntax_error", "fay"), Member("gus", STUB, 0.0, None), case("forbidden_plain", "hal"),
             Member("jo", biased(2), -1, None), Member("kim", biased(3), -1, None),

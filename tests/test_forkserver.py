@@ -186,7 +186,7 @@ def assert_expected(case: str, report) -> None:
 
 def assert_victim_keeps_full_marks(hw1, launcher) -> None:
     report = grade(hw1, SOLUTION, launcher=launcher)
-    assert report.score == report.max_score == 20.0, [(c.id, c.message[:200]) for c in report.checks
+    assert report.score == report.max_score == 21.0, [(c.id, c.message[:200]) for c in report.checks
                                                       if c.status not in (PASSED, SKIPPED)]
 
 
@@ -399,7 +399,7 @@ def test_an_empty_file_is_sent_like_any_other(hw1, tmp_path):
     finally:
         forked.close()
     fresh = grade(hw1, folder, launcher=base)
-    assert through_fork.score == fresh.score == 20.0
+    assert through_fork.score == fresh.score == 21.0
     assert [(c.id, c.status, c.message) for c in through_fork.checks] == \
            [(c.id, c.status, c.message) for c in fresh.checks]
 

@@ -124,11 +124,25 @@ class Member:
     score: float
     failing: set[str] | None  # None: every check that runs without a GPU
     zipped: str = ""  # "", "top" (the file at the top of the zip) or "folder" (inside hw1/)
+    device_check: bool = True  # False: the emulated device cannot run its code (device_placement not run)
+
+    @property
+    def max_score(self) -> float:
+        """hw1's maximum without a GPU: every check but the GPU ones, and device_placement when it runs."""
+        return FULL if self.device_check else FULL - 1
+
+    def failing_of(self, everything: set[str]) -> set[str]:
+        failing = everything if self.failing is None else self.failing
+        return failing if self.device_check else failing - {"device_placement"}
 
 
 def expected(folder: Path) -> tuple[float, set[str]]:
     data = tomllib.loads((folder / "expected.toml").read_text())
     return data["score"], set(data["failing"])
+
+
+FULL = 21.0  # hw1's full marks without a GPU
+NOT_EMULATED = {"fake_output", "missing_class"}  # their code raises before any device matters
 
 
 def class_of_30() -> list[Member]:
@@ -137,25 +151,27 @@ def class_of_30() -> list[Member]:
                  "fake_output", "forbidden_obfuscated", "forbidden_plain", "forbidden_runtime", "missing_class",
                  "syntax_error", "tamper_allclose", "transposed_weight"):
         score, failing = expected(CASES / case)
-        members.append(Member(case.replace("_", "-"), CASES / case / FILE, score, failing))
+        members.append(Member(case.replace("_", "-"), CASES / case / FILE, score, failing,
+                              device_check=case not in NOT_EMULATED))
     for case in ("honest_plus_one", "honest_raise_7"):
         score, failing = expected(REDTEAM / case)
         members.append(Member(case.replace("_", "-"), REDTEAM / case / FILE, score, failing))
     for i in range(1, 7):
-        members.append(Member(f"correct{i:02d}", SOLUTION, 20.0, set()))
-    members += [Member("stub1", STUB, 0.0, None), Member("stub2", STUB, 0.0, None), Member("empty", None, 0.0, None)]
+        members.append(Member(f"correct{i:02d}", SOLUTION, FULL, set()))
+    members += [Member("stub1", STUB, 0.0, None, device_check=False),
+                Member("stub2", STUB, 0.0, None, device_check=False), Member("empty", None, 0.0, None)]
     score, failing = expected(CASES / "bias_ignored")
     members += [
-        Member("zip-correct1", SOLUTION, 20.0, set(), zipped="folder"),
-        Member("zip-correct2", SOLUTION, 20.0, set(), zipped="top"),
-        Member("zip-alt", CASES / "alt_correct" / FILE, 20.0, set(), zipped="folder"),
+        Member("zip-correct1", SOLUTION, FULL, set(), zipped="folder"),
+        Member("zip-correct2", SOLUTION, FULL, set(), zipped="top"),
+        Member("zip-alt", CASES / "alt_correct" / FILE, FULL, set(), zipped="folder"),
         Member("zip-bias", CASES / "bias_ignored" / FILE, score, failing, zipped="top"),
         Member("zip-syntax", CASES / "syntax_error" / FILE, 0.0, None, zipped="top"),
     ]
     if SANDBOX:  # without a sandbox a hostile submission would really do harm: leave it out
         members.append(Member("hostile", HOSTILE, score, failing))
     else:
-        members.append(Member("correct07", SOLUTION, 20.0, set()))
+        members.append(Member("correct07", SOLUTION, FULL, set()))
     assert len(members) == 30
     return members
 
@@ -296,9 +312,9 @@ def test_every_student_gets_exactly_their_score(graded):
         assert set(sub) >= {"student", "score", "max_score", "checks"}
         failing = {c["id"] for c in sub["checks"] if c["status"] not in ("passed", "skipped")}
         details = "\n".join(f"{c['id']}: {c['message'][:200]}" for c in sub["checks"] if c["id"] in failing)
-        assert failing == (everything if m.failing is None else m.failing), f"{m.student}:\n{details}"
+        assert failing == m.failing_of(everything), f"{m.student}:\n{details}"
         assert sub["score"] == pytest.approx(m.score), f"{m.student}:\n{details}"
-        assert sub["max_score"] == 20.0
+        assert sub["max_score"] == m.max_score
     print(f"graded 30 submissions in {graded.seconds:.1f} s")
 
 
@@ -323,16 +339,16 @@ def test_the_summary_is_right(graded):
     assert summary["submissions"] == 30
     assert summary["mean"] == pytest.approx(sum(scores) / 30, abs=1e-3)
     assert summary["min"] == min(scores) and summary["max"] == max(scores)
-    assert summary["full_marks"] == sum(1 for s in scores if s == 20.0)
+    assert summary["full_marks"] == sum(1 for m in graded.members if m.score == m.max_score)
     assert [c["component"] for c in summary["components"]] == ["MyLinear"]
     assert summary["components"][0]["mean"] == pytest.approx(sum(scores) / 30, abs=1e-3)
     assert sum(b["count"] for b in summary["distribution"]) == 30
-    assert summary["distribution"][-1]["count"] == sum(1 for s in scores if s == 20.0)
+    assert summary["distribution"][-1]["count"] == sum(1 for m in graded.members if m.score == m.max_score)
     assert summary["distribution"][0]["count"] == sum(1 for s in scores if s < 2.0)
     everything = all_checks(graded.doc)
     expected_failures: dict[str, int] = {}
     for m in graded.members:
-        for check in (everything if m.failing is None else m.failing):
+        for check in m.failing_of(everything):
             expected_failures[check] = expected_failures.get(check, 0) + 1
     got = {f["check"]: f["failed"] + f["error"] for f in summary["failures"]}
     assert got == expected_failures
@@ -352,7 +368,7 @@ def test_nbgrader_export_lists_the_same_totals(graded, tmp_path):
     assert sorted(rows) == sorted(m.student for m in graded.members)
     for m in graded.members:
         assert float(rows[m.student]["score"]) == pytest.approx(m.score), m.student
-        assert float(rows[m.student]["max_score"]) == 20.0
+        assert float(rows[m.student]["max_score"]) == m.max_score
         assert rows[m.student]["assignment"] == "hw1"
     # the zipped ones carry the time they were handed in
     assert rows["zip-bias"]["timestamp"].startswith("2024-03-01 12:00:00")
@@ -408,8 +424,8 @@ def test_changed_submission_is_regraded(graded, tmp_path):
     doc = json.loads(run.stdout)
     fresh = [s["student"] for s in doc["submissions"] if not s["cached"]]
     assert fresh == ["stub1"]
-    assert next(s for s in doc["submissions"] if s["student"] == "stub1")["score"] == 20.0
-    assert gradebook_state(course / "gradebook.db")["stub1"]["score"] == 20.0
+    assert next(s for s in doc["submissions"] if s["student"] == "stub1")["score"] == FULL
+    assert gradebook_state(course / "gradebook.db")["stub1"]["score"] == FULL
 
 
 @slow
@@ -424,7 +440,7 @@ def test_feedback_for_every_student(graded, tmp_path):
     for m in graded.members:
         md = (out / m.student / "hw1" / "feedback.md").read_text()
         page = (out / m.student / "hw1" / "feedback.html").read_text()
-        assert f"**Score: {m.score:g} / 20**" in md
+        assert f"**Score: {m.score:g} / {m.max_score:g}**" in md
         report = reports[m.student]
         public_text = "\n".join(c.message + c.output for c in report.checks if not c.hidden)
         for c in report.checks:
@@ -569,7 +585,7 @@ def test_summary_of_reports():
 
 def test_grade_refuses_to_run_without_a_sandbox(tmp_path):
     course = make_course(tmp_path / "course")
-    hand_in(course, [Member("ann", SOLUTION, 20.0, set())])
+    hand_in(course, [Member("ann", SOLUTION, FULL, set())])
     empty = tmp_path / "bin"
     empty.mkdir()
     run = subprocess.run([KIT, "grade", "hw1"], cwd=course, capture_output=True, text=True,

@@ -83,9 +83,9 @@ def graded(course, tmp_path_factory):
     return home, collected, json.loads(run.stdout)
 
 
-EXPECTED = {"ann": (20.0, "hw1.ipynb"), "bob": (BIAS_SCORE, "hw1.ipynb"), "cat": (0.0, "hw1.ipynb"),
-            "dan": (20.0, "hw1.ipynb"), "eve": (0.0, "hw1.ipynb"), "fay": (20.0, "hw1.ipynb"),
-            "gus": (0.0, "hw1.ipynb"), "hal": (20.0, "my_linear.py")}
+EXPECTED = {"ann": (21.0, "hw1.ipynb"), "bob": (BIAS_SCORE, "hw1.ipynb"), "cat": (0.0, "hw1.ipynb"),
+            "dan": (21.0, "hw1.ipynb"), "eve": (0.0, "hw1.ipynb"), "fay": (21.0, "hw1.ipynb"),
+            "gus": (0.0, "hw1.ipynb"), "hal": (21.0, "my_linear.py")}
 
 
 @pytest.mark.slow

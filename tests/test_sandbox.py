@@ -233,7 +233,7 @@ def test_redteam(case, course, assignment, any_launcher, capfd):
     summary = "\n".join(f"{c.id}: {c.status} {c.message[:300]}" for c in report.checks if c.status != PASSED)
     assert failing == sorted(expected["failing"]), summary
     assert report.score == expected["score"], summary
-    assert report.max_score == 20.0
+    assert report.max_score == 21.0  # hw1 without a GPU: every check but the two GPU ones
     for check_id, text in expected.get("messages", {}).items():  # a list: any one of them
         message = next(c.message for c in report.checks if c.id == check_id)
         assert any(t in message for t in ([text] if isinstance(text, str) else text)), \

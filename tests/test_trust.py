@@ -195,13 +195,13 @@ def test_every_attacker_gets_what_its_code_earns_and_every_victim_full_marks(gra
             details = "\n".join(f"{c['id']}: {c['status']}: {c['message'][:300]}" for c in got["checks"]
                                 if c["status"] not in (PASSED, SKIPPED))
             assert failing(got["checks"]) == set(want["failing"]), f"{name}, {case}:\n{details}"
-            assert (got["score"], got["max_score"]) == (want["score"], 20.0), f"{name}, {case}:\n{details}"
+            assert (got["score"], got["max_score"]) == (want["score"], 21.0), f"{name}, {case}:\n{details}"
             messages = {c["id"]: c["message"] for c in got["checks"]}
             for check, text in want.get("messages", {}).items():
                 assert any(t in messages[check] for t in ([text] if isinstance(text, str) else text)), \
                     f"{name}, {case}: {check}: {messages[check][:500]!r}"
             after = subs[victim(i, case)]
-            assert (after["score"], after["max_score"], failing(after["checks"])) == (20.0, 20.0, set()), \
+            assert (after["score"], after["max_score"], failing(after["checks"])) == (21.0, 21.0, set()), \
                 f"{name}: the victim graded right after {case}: {failing(after['checks'])}"
             assert not any(c["output"] for c in after["checks"]), f"{name}: {case}'s output reached its victim"
         pipe = subs[PIPE_AS_FILE]

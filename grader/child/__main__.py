@@ -21,8 +21,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.zygote is not None:
         import socket
 
+        from .device import preload
         from .zygote import Isolation, Zygote
 
+        preload()  # once, before forking: every child's device check finds it done
         isolation = Isolation.parse(args.isolate) if args.isolate else None
         Zygote(socket.socket(fileno=args.zygote), args.scratch, args.helpers, isolation).run()
     else:

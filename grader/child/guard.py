@@ -15,9 +15,11 @@ caught and what is not"):
   with __torch_dispatch__) or searches memory for them.
 
 `Guard` is also the context manager around every operation the grader runs here: it puts both
-modes on, and afterwards checks that they are still there and that no thread was left running
-(`intact`); after every batch of operations `check` makes sure that no wire, no function of the
-guard and none of its tables was replaced. A guard found changed stays tripped for good.
+modes on (in a device check, child/device.py's dispatch mode goes on above its own: `inner`, so
+the guard still sees every operator that runs), and afterwards checks that they are still there
+and that no thread was left running (`intact`); after every batch of operations `check` makes
+sure that no wire, no function of the guard and none of its tables was replaced. A guard found
+changed stays tripped for good.
 
 Torch's own code is exempt while it imports one of its modules, for guard rules when its source
 names the API it calls (vmap registering decompositions), and when it pops kit's function mode to
@@ -172,6 +174,8 @@ class Guard:
         self.lazy = list(LAZY_RULES)
         self.threads = len(_current_frames())
         self.entered_by = None  # the frame that turned the guard on: only it may turn it off
+        self.inner: TorchDispatchMode | None = None  # kit's own mode, put on above the guard's by the next `with`
+        self._inner: TorchDispatchMode | None = None
         self.function_mode, self.dispatch_mode = _modes(self)
         self._install([(name, None) for name in RULES] + [(POP_FUNCTION, POP_FUNCTION), (POP_DISPATCH, POP_DISPATCH)]
                       + [(name, name) for name in names])
@@ -321,6 +325,9 @@ class Guard:
             self._install_lazy()
         self.function_mode.__enter__()
         self.dispatch_mode.__enter__()
+        self._inner = self.inner
+        if self._inner is not None:  # above the guard's mode: every operation it passes on, the guard sees
+            self._inner.__enter__()
         self._enabled = self.enabled
         self.entered_by = _getframe(1)
         self.active = True
@@ -332,7 +339,8 @@ class Guard:
         problem = self.intact()
         self.active = False
         self.entered_by = None
-        _restore(_len_dispatch_stack, _dispatch_stack_at, _pop_dispatch_stack, self.dispatch_mode)
+        _restore(_len_dispatch_stack, _dispatch_stack_at, _pop_dispatch_stack, self.dispatch_mode, self._inner)
+        self._inner = None
         _restore(_len_function_stack, _function_stack_at, _pop_function_stack, None)
         if problem is not None:
             self._tamper(problem)
@@ -341,11 +349,13 @@ class Guard:
         """What of the guard's modes and state was changed, or left running; None if nothing (every operation)."""
         if _len_function_stack() != 1 or _function_stack_at(0) is not self.function_mode:
             return "its torch function mode was removed or covered"
-        if _len_dispatch_stack() != 1 or _dispatch_stack_at(0) is not self.dispatch_mode:
+        depth = 1 if self._inner is None else 2
+        if _len_dispatch_stack() != depth or _dispatch_stack_at(0) is not self.dispatch_mode \
+                or (depth == 2 and _dispatch_stack_at(1) is not self._inner):
             return "its torch dispatch mode was removed or covered"
         if len(_current_frames()) > self.threads:
             return "a thread was left running"
-        if self.active is not True or self.enabled is not self._enabled:
+        if self.active is not True or self.enabled is not self._enabled or self.inner is not self._inner:
             return "its state was changed"
         return None
 
@@ -413,11 +423,14 @@ def _popped_rightly(frame) -> bool:
     return frame is not None and frame.f_code in _POPPERS
 
 
-def _restore(length, at, pop, mine) -> None:
-    """Leave a mode stack empty: kit's dispatch mode through its __exit__ (torch keeps flags about it),
-    anything else (student code's leftovers, the function mode) raw."""
+def _restore(length, at, pop, mine, inner=None) -> None:
+    """Leave a mode stack empty: kit's dispatch modes (`mine` at the bottom, `inner` above it) through their
+    __exit__ (torch keeps flags about them), anything else (student code's leftovers, the function mode) raw."""
     while length() > 1 or (length() == 1 and (mine is None or at(0) is not mine)):
-        pop()
+        if inner is not None and length() == 2 and at(1) is inner:
+            inner.__exit__(None, None, None)
+        else:
+            pop()
     if length() == 1:
         mine.__exit__(None, None, None)
 

@@ -8,15 +8,18 @@ compares it in its own process.
 from __future__ import annotations
 
 import argparse
+import builtins
 import hashlib
 import importlib.machinery
 import importlib.util
 import os
 import sys
+import threading
 import traceback
 
 import torch
 
+from .device import Device, no_cuda_hint, preload_soon
 from .guard import ForbiddenCall, Guard, resolve
 from .wire import ChannelClosed, Ref, WireError, read_message, write_message
 
@@ -29,8 +32,9 @@ class Helpers:
 
     torch = torch
 
-    def __init__(self, suite_helpers: dict) -> None:
+    def __init__(self, suite_helpers: dict, student_dir: str = "") -> None:
         self.suite = argparse.Namespace(**suite_helpers)
+        self.device = Device(student_dir)  # device checks: the GPU, or an emulated one (child/device.py)
 
     @staticmethod
     def leaf(t: torch.Tensor) -> torch.Tensor:
@@ -107,11 +111,14 @@ class Runtime:
         self.student_dir = os.path.realpath(student_dir)
         self.objects: dict[int, object] = {}
         self.trusted: set[int] = set()
+        self.device: Device = helpers.device
+        self.preloading: threading.Thread | None = None  # device.preload_soon's, until the first batch
 
     def reset(self, seed: int) -> None:
         self.objects = dict(self.roots)
         self.trusted = {HELPERS}
         self.guard.hits.clear()
+        self.device.reset()
         torch.manual_seed(seed)
 
     def resolve(self, value):
@@ -145,6 +152,9 @@ class Runtime:
     def batch(self, msg: dict) -> dict:
         """Run the grader's operations and fetch their results, each under the guard: helpers too may run
         student code (a method the student overrode, a tensor subclass), and fetching may."""
+        if self.preloading is not None:  # no thread of kit's may run beside the guard (guard.intact)
+            self.preloading.join()
+            self.preloading = None
         if msg["reset"]:
             self.reset(msg["seed"])
         self.guard.forbid(msg["forbidden"])
@@ -152,14 +162,18 @@ class Runtime:
         for index, op in enumerate(msg["ops"]):
             untrusted = op["target"] not in self.trusted
             try:
+                # a device check runs its operations on its device, under the device mode (child/device.py)
+                self.guard.inner = self.device.mode
                 with self.guard:
                     self.run_op(op)
             except BaseException as exc:  # student code may raise anything
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not untrusted:
                     raise
+                self.device.saw(exc)
                 reply["error"] = self.describe(exc, index)
                 reply["error"]["where"] = where(op, self.objects.get(op["target"]))
                 break
+        self.guard.inner = None  # results are fetched as they are
         if reply["error"] is None:
             handle = None
             try:
@@ -185,7 +199,11 @@ class Runtime:
             if path.startswith(self.student_dir + os.sep):
                 frames.append(traceback.FrameSummary(os.path.relpath(path, self.student_dir), f.lineno, f.name,
                                                      line=f.line))
-        return error_info(exc, op=index, traceback="".join(traceback.format_list(frames)) if frames else "")
+        info = error_info(exc, op=index, traceback="".join(traceback.format_list(frames)) if frames else "")
+        hint = no_cuda_hint(exc)
+        if hint:
+            info["message"] = f"{info['message'][:1000]}\n  {hint}"
+        return info
 
 
 def error_info(exc: BaseException, *, op: int | None, fetch: int | None = None, traceback: str = "") -> dict:
@@ -302,7 +320,11 @@ def serve(rfd: int, wfd: int, student_file: str, helpers_file: str | None, forbi
     sys.dont_write_bytecode = True
     student_dir = os.path.dirname(os.path.abspath(student_file))
     guard = Guard(forbidden)
-    runtime = Runtime(None, Helpers(load_helpers(helpers_file)), guard, student_dir)
+    # full float32 precision on a GPU, as on the CPU: the references are computed so (kit.grader.plugin)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    runtime = Runtime(None, Helpers(load_helpers(helpers_file), student_dir), guard, student_dir)
+    builtins_before = dict(vars(builtins))  # before student code ran (device.import_symbolic_shapes)
     try:
         with guard:
             student = load_student(student_file)
@@ -316,6 +338,7 @@ def serve(rfd: int, wfd: int, student_file: str, helpers_file: str | None, forbi
     write_message(wfd, {"ready": True, "error": None, "output": output.take(),
                         "forbidden": list(dict.fromkeys(guard.hits)), "cuda": torch.cuda.is_available(),
                         "imported": imported_files(student_dir)})
+    runtime.preloading = preload_soon(builtins_before)  # what a device check needs, while the grader gets ready
     while True:
         try:
             msg = read_message(rfd, requests=True)

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from kit.grader.suite import assert_close, fail, fetch, reference
+from kit.grader.suite import OnDevice, assert_close, fail, fetch, reference
 
 pytestmark = pytest.mark.component("MyLinear")
 F64 = torch.float64
@@ -186,3 +186,17 @@ def test_cuda_autocast(student, child):
     m.load_state_dict(ref["state"])
     out = fetch(child.autocast(m, ref["x"], device_type="cuda", dtype=torch.float16))
     assert_close(out, ref["output"], name="output under autocast", rtol=1e-2, atol=1e-2)
+
+
+# --- on the GPU, or an emulated one ------------------------------------------------------------------------
+
+
+def test_device_placement(student, child):
+    """on the GPU (emulated without one): forward and backward keep every tensor on the input's device"""
+    dev = OnDevice(child)
+    for bias in (True, False):
+        m = student.MyLinear(5, 3, bias=bias).to(dev.name)
+        x = dev.randn(2, 4, 5, requires_grad=True)
+        y = m(x)
+        y.backward(dev.randn(2, 4, 3))
+        dev.expect(f"forward and backward (bias={bias})", output=y, **{"x.grad": x.grad, "MyLinear": m})

@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from kit.grader.suite import assert_close, fail, fetch, reference, student_raises
+from kit.grader.suite import OnDevice, assert_close, fail, fetch, reference, student_raises
 
 pytestmark = pytest.mark.component("MyBatchNorm2d")
 
@@ -502,3 +502,23 @@ def test_gpu_buffers_on_device(student, child):
                  "or with tensors on the input's device")
         if on_cpu[name].device.type != "cpu":
             fail(f"{name} is on {on_cpu[name].device} after .cpu()")
+
+
+# --- on the GPU, or an emulated one ---------------------------------------------------------------------------
+
+
+@pytest.mark.points(1)
+def test_device_placement(student, child):
+    """on the GPU (emulated without one): training, backward and eval keep outputs, gradients and buffers there"""
+    dev = OnDevice(child)
+    for kwargs in ({}, {"affine": False}, {"track_running_stats": False}):
+        m = student.MyBatchNorm2d(C, **kwargs).to(dev.name)
+        x = dev.randn(*SHAPE, requires_grad=True)
+        y = m(x)
+        y.backward(dev.randn(*SHAPE))
+        m(dev.randn(*SHAPE))
+        m.eval()
+        z = m(dev.randn(*SHAPE))
+        setting = ", ".join(f"{k}={v}" for k, v in kwargs.items()) or "defaults"
+        dev.expect(f"two training steps, backward and eval ({setting})", output=y, eval_output=z,
+                   **{"x.grad": x.grad, "MyBatchNorm2d": m})

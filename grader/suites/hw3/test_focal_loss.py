@@ -20,7 +20,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kit.grader.suite import assert_close, fail, fetch, reference, student_raises
+from kit.grader.suite import OnDevice, assert_close, fail, fetch, reference, student_raises
 
 pytestmark = pytest.mark.component("FocalLoss")
 
@@ -399,3 +399,19 @@ def test_gpu_alpha_cpu_tensor(student, child):
     out, grad = fetch(out, grad)
     assert_close(out, ref_out.float().cuda(), name="loss on CUDA, alpha as a CPU tensor")
     assert_close(grad, ref_grad.float().cuda(), name="gradient on CUDA, alpha as a CPU tensor")
+
+
+# --- on the GPU, or an emulated one -------------------------------------------------------------------------------
+
+
+@pytest.mark.points(1)
+def test_device_placement(student, child):
+    """on the GPU (emulated without one): the loss and the logits' gradient stay there, alpha given as a list"""
+    dev = OnDevice(child)
+    for kwargs in ({"alpha": list(ALPHA)}, {"alpha": 0.25, "reduction": "none"}, {"reduction": "sum"}):
+        loss_fn = student.FocalLoss(gamma=2.0, **kwargs).to(dev.name)
+        logits = dev.randn(N, C, 3, requires_grad=True)
+        loss = loss_fn(logits, dev.randint(C, N, 3))
+        loss.backward(dev.randn(N, 3) if kwargs.get("reduction") == "none" else dev.randn())
+        setting = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+        dev.expect(f"the loss and its backward ({setting})", loss=loss, **{"logits.grad": logits.grad})

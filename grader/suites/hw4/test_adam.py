@@ -12,7 +12,7 @@ eps is the point, so eps=1e-8 cannot matter elsewhere.
 import pytest
 import torch
 
-from kit.grader.suite import CheckFailed, assert_close, fail, fetch, reference, sibling
+from kit.grader.suite import CheckFailed, OnDevice, assert_close, fail, fetch, reference, sibling
 
 ref = sibling(__file__, "adam_ref.py")
 F64 = torch.float64
@@ -482,3 +482,18 @@ def test_cuda_state_on_device(student, child):
                 where = value.device if isinstance(value, torch.Tensor) else type(value).__name__
                 fail(f"state[{i}][{key!r}] is on {where}, not with its CUDA parameter: "
                      f"create it with torch.zeros_like(p)")
+
+
+# --- on the GPU, or an emulated one ------------------------------------------------------------------
+
+def test_device_placement(student, child):
+    """on the GPU (emulated without one): parameters and every state tensor stay on the parameters' device"""
+    dev = OnDevice(child)
+    for hp in ({"lr": 0.1}, {"lr": 0.1, "weight_decay": 0.01, "amsgrad": True}):
+        ps = [child.param(dev.randn(*shape)) for shape in SHAPES]
+        opt = student.AdamOptimizer(ps, **hp)
+        for _ in range(2):
+            child.suite.set_grads(ps, [dev.randn(*shape) for shape in SHAPES])
+            opt.step()
+        setting = ", ".join(f"{k}={v}" for k, v in hp.items())
+        dev.expect(f"two steps ({setting})", params=ps, optimizer=opt)

@@ -9,7 +9,7 @@ mistake costs the checks of that mistake.
 import pytest
 import torch
 
-from kit.grader.suite import assert_close, fail, fetch, sibling
+from kit.grader.suite import OnDevice, assert_close, fail, fetch, sibling
 
 R = sibling(__file__, "mha_reference.py")
 F64 = torch.float64
@@ -198,3 +198,23 @@ def test_cuda_masks(student, child):
     for masks in ({"attn_mask": causal, "key_padding_mask": padding}, {"attn_mask": float_mask}):
         check(student, child, l=5, s=5, seed=31, input_seed=31, device="cuda", keys=("output", "weights", "query.grad"),
               scale_hint=False, **masks)
+
+
+# --- on the GPU, or an emulated one ------------------------------------------------------------------
+
+
+def test_device_placement(student, child):
+    """on the GPU (emulated without one): output, weights and every gradient stay there, with masks and dropout"""
+    dev = OnDevice(child)
+    n, l, s, e = 2, 5, 6, 8
+    for dropout, masks in ((0.0, {"attn_mask": dev.mask(l, s, causal=True), "key_padding_mask": dev.mask(n, s)}),
+                           (0.0, {"attn_mask": dev.randn(l, s)}), (0.25, {})):
+        m = student.MultiHeadAttention(e, 2, dropout=dropout).to(dev.name)
+        m.train()
+        q, k, v = (dev.randn(n, t, e, requires_grad=True) for t in (l, s, s))
+        result = m(q, k, v, **masks)
+        out, weights = result[0], result[1]
+        out.backward(dev.randn(n, l, e))
+        setting = f"dropout={dropout}" + "".join(f", {name}" for name in masks)
+        dev.expect(f"forward and backward ({setting})", output=out, weights=weights,
+                   **{"query.grad": q.grad, "key.grad": k.grad, "value.grad": v.grad, "MultiHeadAttention": m})

@@ -11,7 +11,7 @@ images; resnet18() itself is checked by its parameters, state_dict and feature m
 import pytest
 import torch
 
-from kit.grader.suite import CheckFailed, assert_close, fail, fetch, reference, sibling
+from kit.grader.suite import CheckFailed, OnDevice, assert_close, fail, fetch, reference, sibling
 
 R = sibling(__file__, "reference.py")
 F64 = torch.float64
@@ -368,3 +368,28 @@ def test_cuda_channels_last(student, child):
     want = net_reference(True, device=GPU, num_blocks=RESNET18)
     assert_close(got_out, want["output"], name="logits (channels_last)")
     assert_close(got_x, want["input.grad"], name="input.grad (channels_last)")
+
+
+# --- on the GPU, or an emulated one --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("component", [pytest.param("BasicBlock", marks=block, id="BasicBlock"),
+                                       pytest.param("ResNet", marks=resnet, id="ResNet")])
+def test_device_placement(student, child, component):
+    """on the GPU (emulated without one): training, backward and eval keep outputs, gradients and buffers there"""
+    dev = OnDevice(child)
+    if component == "BasicBlock":
+        cases = [(student.BasicBlock(16, 16), (2, 16, 8, 8), (2, 16, 8, 8)),
+                 (student.BasicBlock(16, 32, 2), (2, 16, 8, 8), (2, 32, 4, 4))]
+    else:
+        cases = [(student.ResNet(student.BasicBlock, list(SMALL)), (2, 3, 32, 32), (2, 10))]
+    for m, shape, out_shape in cases:
+        m = m.to(dev.name)
+        m.train()
+        x = dev.randn(*shape, requires_grad=True)
+        y = m(x)
+        y.backward(dev.randn(*out_shape))
+        m.eval()
+        z = m(dev.randn(*shape))
+        dev.expect(f"{component}: training, backward and eval", output=y, eval_output=z,
+                   **{"x.grad": x.grad, component: m})
