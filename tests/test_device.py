@@ -294,8 +294,11 @@ def test_grading_workers_are_fresh_interpreters():
     from kit.grader.course import load_assignment
     from kit.grader.pool import Job, WorkerPool
 
-    with WorkerPool(1, require_sandbox=False, task=worker_facts) as pool:
+    pool = WorkerPool(1, require_sandbox=False, task=worker_facts)
+    try:
         outcomes = list(pool.grade(load_assignment(ROOT / "grader" / "suites" / "hw1"), [Job("a", ROOT)]))
+    finally:
+        pool.close()
     assert [o.report for o in outcomes] == [{"spawned": True, "cuda_initialized": False}]
 
 
