@@ -33,19 +33,31 @@ def affine(shape: tuple[int, ...], gen: torch.Generator) -> dict[str, torch.Tens
 
 
 def normalise(x: torch.Tensor, dims: tuple[int, ...], eps: float, *, unbiased: bool = False,
-              eps_outside: bool = False, detach: bool = False) -> torch.Tensor:
-    """(x - mean) / sqrt(var + eps) over `dims`; the keywords give the usual slips."""
+              eps_outside: bool = False, detach: tuple[str, ...] = ()) -> torch.Tensor:
+    """(x - mean) / sqrt(var + eps) over `dims`; the keywords give the usual slips (`detach`: "mean", "var")."""
     mean = x.mean(dim=dims, keepdim=True)
     var = x.var(dim=dims, keepdim=True, correction=1 if unbiased else 0)
-    if detach:
-        mean, var = mean.detach(), var.detach()
+    if "mean" in detach:
+        mean = mean.detach()
+    if "var" in detach:
+        var = var.detach()
     denom = var.sqrt() + eps if eps_outside else (var + eps).sqrt()
     return (x - mean) / denom
 
 
 # Slips in the formula that one check grades (its "owner"); every other check accepts a value that shows only
 # one of them, so that the slip costs its owner's points once: name -> keywords of `normalise`.
-SLIPS = {"unbiased": {"unbiased": True}, "eps_outside": {"eps_outside": True}, "detach": {"detach": True}}
+SLIPS = {"unbiased": {"unbiased": True}, "eps_outside": {"eps_outside": True}, "detach": {"detach": ("mean", "var")},
+         "detach_mean": {"detach": ("mean",)}, "detach_var": {"detach": ("var",)}}
+DETACHED = ("detach", "detach_mean", "detach_var")  # owned by the input-gradient checks
+DETACHED_CAUSE = "the mean or the variance was detached: the gradient must flow through them too"
+
+
+def detached_grads(formula: Callable[..., torch.Tensor], ref: dict) -> dict:
+    """{cause: input gradient} of the formula with the mean, the variance or both detached."""
+    return {f"{DETACHED_CAUSE}{suffix}": v["input.grad"]
+            for suffix, v in zip(("", " (the mean)", " (the variance)"),
+                                 slipped(formula, ref, owned=tuple(k for k in SLIPS if k not in DETACHED)))}
 
 
 def slipped(formula: Callable[..., torch.Tensor], ref: dict, owned: tuple[str, ...] = ()) -> list[dict]:

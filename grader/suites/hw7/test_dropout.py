@@ -49,6 +49,13 @@ def inputs(seed: int, shape: tuple[int, ...] = SHAPE, dtype: torch.dtype = F64,
     return x.to(device=device, dtype=dtype), g.to(device=device, dtype=dtype)
 
 
+def activation(child, x: torch.Tensor):
+    """(leaf, input): a leaf copy of x in the child that collects the gradient, and x computed from it (x * 1),
+    as dropout sees a layer's activations: changing it in place does not break autograd."""
+    leaf = child.leaf(x)
+    return leaf, leaf * 1.0
+
+
 def trained(student, child, p: float, seed: int):
     """MyDropout(p) in training mode, with the child's random generator seeded."""
     m = student.MyDropout(p)
@@ -110,8 +117,8 @@ def test_dropout_grad(student, child):
     kept, 0 where it was dropped"""
     x, g = inputs(seed=2, shape=SMALL)
     m = trained(student, child, P, seed=2)
-    xs = child.leaf(x)
-    out_proxy = m(xs)
+    xs, inp = activation(child, x)
+    out_proxy = m(inp)
     out = C.tensor_like(fetch(out_proxy), x, "output")
     (out_proxy * g).sum().backward()
     grad = fetch(xs.grad)
@@ -185,9 +192,9 @@ def test_dropout_eval(student, child):
     x, g = inputs(seed=5, shape=SMALL)
     m = student.MyDropout(0.5)
     m.eval()
-    xs = child.leaf(x)
-    first_proxy = m(xs)
-    first, second = fetch(first_proxy, m(xs))
+    xs, inp = activation(child, x)
+    first_proxy = m(inp)
+    first, second = fetch(first_proxy, m(inp))
     first = C.tensor_like(first, x, "output in eval mode")
     if bool((first == 0).any()):
         fail(f"{int((first == 0).sum())} of {x.numel()} elements are zero in eval mode: drop elements only when "
@@ -205,8 +212,8 @@ def test_dropout_p_zero(student, child):
     """p=0 in training mode: output equal to the input, gradient equal to the upstream gradient"""
     x, g = inputs(seed=6, shape=SMALL)
     m = trained(student, child, 0.0, seed=6)
-    xs = child.leaf(x)
-    out = m(xs)
+    xs, inp = activation(child, x)
+    out = m(inp)
     C.close(C.tensor_like(fetch(out), x, "output"), x, "output with p=0 (nn.Dropout: the input itself)")
     (out * g).sum().backward()
     C.close(fetch(xs.grad), g, "input.grad with p=0")
@@ -217,8 +224,8 @@ def test_dropout_p_one(student, child):
     """p=1 in training mode: output all zeros (no NaN), gradient zero"""
     x, g = inputs(seed=7, shape=SMALL)
     m = trained(student, child, 1.0, seed=7)
-    xs = child.leaf(x)
-    out = m(xs)
+    xs, inp = activation(child, x)
+    out = m(inp)
     C.close(C.tensor_like(fetch(out), x, "output"), torch.zeros_like(x), "output with p=1", lambda: {
         "0 / 0 = NaN: with p=1 the scale 1 / (1 - p) is infinite; return zeros (e.g. x * 0) for p=1":
             torch.full_like(x, math.nan)})

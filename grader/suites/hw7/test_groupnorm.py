@@ -43,14 +43,22 @@ def group_norm(shape: tuple[int, ...] = SHAPE, num_groups: int = GROUPS, seed: i
             "input.grad": leaf.grad, "grads": {k: p.grad for k, p in ref.named_parameters()}}
 
 
-def formula(x: torch.Tensor, groups: int, eps: float, state: dict, *, interleaved: bool = False,
+@reference
+def initial_parameters(num_groups: int, num_channels: int) -> dict:
+    """The parameters of a new nn.GroupNorm(num_groups, num_channels)."""
+    return {k: v.detach() for k, v in nn.GroupNorm(num_groups, num_channels).named_parameters()}
+
+
+def formula(x: torch.Tensor, groups: int, eps: float, state: dict, *, interleaved: bool | str = False,
             **slip) -> torch.Tensor:
     """Group norm by the formula; `interleaved` groups channels c, c + G, c + 2G, ... (a view of
     (N, C/G, G, ...) normalised over dimension 1), the keywords of common.normalise give the other slips."""
     n, c = x.shape[:2]
     if interleaved:
         grouped = x.reshape(n, c // groups, groups, -1).transpose(1, 2)
-        y = C.normalise(grouped, (2, 3), eps, **slip).transpose(1, 2).reshape(x.shape)
+        y = C.normalise(grouped, (2, 3), eps, **slip)
+        # "scrambled": the result reshaped back without undoing the transpose, so channels change places too
+        y = (y if interleaved == "scrambled" else y.transpose(1, 2)).reshape(x.shape)
     else:
         y = C.normalise(x.reshape(n, groups, -1), (2,), eps, **slip).reshape(x.shape)
     if "weight" in state:
@@ -63,9 +71,12 @@ def mistakes(ref: dict, groups: int = GROUPS, eps: float = 1e-5):
     """{cause: output} of the usual slips on this reference's input (computed only when a check fails)."""
     def made() -> dict:
         x, state = ref["x"], ref["state"]
+        interleaved = ("the groups are interleaved: group k holds the consecutive channels k*C/G ... (k+1)*C/G - 1, "
+                       "so reshape to (N, G, C/G, ...), not (N, C/G, G, ...)")
         return {
-            "the groups are interleaved: group k holds the consecutive channels k*C/G ... (k+1)*C/G - 1, so "
-            "reshape to (N, G, C/G, ...), not (N, C/G, G, ...)": formula(x, groups, eps, state, interleaved=True),
+            interleaved: formula(x, groups, eps, state, interleaved=True),
+            f"{interleaved}; the channels also come back in another order":
+                formula(x, groups, eps, state, interleaved="scrambled"),
             "normalised every channel on its own (instance norm): normalise over the channels of a group together":
                 formula(x, x.shape[1], eps, state),
             "normalised each sample as one group: use num_groups groups": formula(x, 1, eps, state),
@@ -114,8 +125,7 @@ def test_gn_parameters(student, child):
     if not isinstance(params, dict) or sorted(params) != ["bias", "weight"]:
         fail(f"named_parameters() gives {sorted(params or {})}; expected 'weight' and 'bias': create them as "
              "nn.Parameter(...) so that optimisers, state_dict() and .to() see them")
-    want = {k: v.detach() for k, v in nn.GroupNorm(3, 6).named_parameters()}
-    C.close(params, want, "initial parameters", lambda: {
+    C.close(params, initial_parameters(3, 6), "initial parameters", lambda: {
         "weight and bias have one value per group: GroupNorm's affine parameters are per channel":
             {"weight": torch.ones(3), "bias": torch.zeros(3)}})
     state = group_norm()["state"]
@@ -156,10 +166,9 @@ def test_gn_input_grad(student, child):
     if got is None:
         fail("the input has no gradient after backward(): is the output computed from it with tensor operations "
              "(no .detach(), .data, .item() or numpy)?")
-    C.close_here(got, ref["input.grad"], "input.grad", lambda: {
-        "the mean or the variance was detached: the gradient must flow through them too":
-            C.input_grad(lambda t: formula(t, GROUPS, 1e-5, ref["state"], detach=True), ref["x"], ref["g"])},
-        elsewhere(ref, "input.grad", owned=("detach",)))
+    C.close_here(got, ref["input.grad"], "input.grad",
+                 lambda: C.detached_grads(lambda t, s, **slip: formula(t, GROUPS, 1e-5, s, **slip), ref),
+                 elsewhere(ref, "input.grad", owned=C.DETACHED))
 
 
 @pytest.mark.points(1)

@@ -23,7 +23,6 @@ pytestmark = pytest.mark.component("MyLayerNorm")
 UNBIASED = ("normalised with the unbiased variance (torch.var's default): LayerNorm divides by the number of "
             "values (unbiased=False / correction=0)")
 EPS_OUTSIDE = "eps added outside the square root: use sqrt(var + eps)"
-DETACHED = "the mean or the variance was detached: the gradient must flow through them too"
 
 
 @reference
@@ -44,6 +43,12 @@ def layer_norm(shape: tuple[int, ...] = (4, 6), normalized_shape: int | tuple[in
     (out * g.to(device)).sum().backward()
     return {"state": ref.state_dict(), "x": x.to(device), "g": g.to(device), "output": out.detach(),
             "input.grad": leaf.grad, "grads": {k: p.grad for k, p in ref.named_parameters()}}
+
+
+@reference
+def initial_parameters(normalized_shape: int | tuple[int, ...]) -> dict:
+    """The parameters of a new nn.LayerNorm(normalized_shape)."""
+    return {k: v.detach() for k, v in nn.LayerNorm(normalized_shape).named_parameters()}
 
 
 def student_copy(student, ref: dict, normalized_shape, dtype: torch.dtype = F64, **kwargs):
@@ -107,11 +112,10 @@ def test_ln_parameters(student, child):
     """weight (ones) and bias (zeros) of shape (6,) are parameters; loads nn.LayerNorm(6)'s state_dict (strict)"""
     m = student.MyLayerNorm(6)
     params = fetch(child.named_parameters(m))
-    want = dict(nn.LayerNorm(6).named_parameters())
     if not isinstance(params, dict) or sorted(params) != ["bias", "weight"]:
         fail(f"named_parameters() gives {sorted(params or {})}; expected 'weight' and 'bias': create them as "
              "nn.Parameter(...) so that optimisers, state_dict() and .to() see them")
-    C.close(params, {k: v.detach() for k, v in want.items()}, "initial parameters", lambda: {
+    C.close(params, initial_parameters(6), "initial parameters", lambda: {
         "weight starts at ones and bias at zeros, not the other way round":
             {"weight": torch.zeros(6), "bias": torch.ones(6)}})
     state = layer_norm()["state"]
@@ -143,10 +147,9 @@ def test_ln_input_grad(student, child):
     if got is None:
         fail("the input has no gradient after backward(): is the output computed from it with tensor operations "
              "(no .detach(), .data, .item() or numpy)?")
-    state = ref["state"]
-    C.close_here(got, ref["input.grad"], "input.grad", lambda: {
-        DETACHED: C.input_grad(lambda t: formula(t, (-1,), 1e-5, state, detach=True), ref["x"], ref["g"])},
-        elsewhere(ref, (-1,), "input.grad", owned=("detach",)))
+    C.close_here(got, ref["input.grad"], "input.grad",
+                 lambda: C.detached_grads(lambda t, s, **slip: formula(t, (-1,), 1e-5, s, **slip), ref),
+                 elsewhere(ref, (-1,), "input.grad", owned=C.DETACHED))
 
 
 @pytest.mark.points(1)

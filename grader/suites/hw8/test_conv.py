@@ -63,8 +63,8 @@ def student_copy(student, ref: dict, dtype: torch.dtype = F64, **kwargs):
     return m
 
 
-def close(actual, expected, name: str, mistakes=None, **tolerances) -> None:
-    """assert_close; a wrong output shape names the size rule, and the known mistakes (a function returning
+def close(actual, expected, name: str, mistakes=None, rule: str = SIZE_RULE, **tolerances) -> None:
+    """assert_close; a wrong output shape names the size `rule`, and the known mistakes (a function returning
     {cause: value}) are computed only on failure."""
     try:
         assert_close(actual, expected, name=name, **tolerances)
@@ -73,7 +73,7 @@ def close(actual, expected, name: str, mistakes=None, **tolerances) -> None:
         known = mistakes() if mistakes else {}
     if isinstance(actual, torch.Tensor) and isinstance(expected, torch.Tensor) and actual.shape != expected.shape \
             and name.startswith("output"):
-        text = f"{name}: shape {tuple(actual.shape)} but expected {tuple(expected.shape)}: {SIZE_RULE}"
+        text = f"{name}: shape {tuple(actual.shape)} but expected {tuple(expected.shape)}: {rule}"
         cause = next((cause for cause, wrong in known.items()
                       if matches(actual, wrong, check_dtype=False, check_device=False)), None)
         fail(text + (f"\n  likely cause: {cause}" if cause else ""))
@@ -211,7 +211,7 @@ def test_conv_input_grad(student, child):
     """gradient of the input, with a random upstream gradient"""
     ref = conv(seed=2)
     m, xs, out = run_case(student, child, ref)
-    close(fetch(out), ref["output"], "output")
+    close(fetch(out), ref["output"], "output", output_mistakes(ref))
     (out * ref["g"]).sum().backward()
     got = fetch(xs.grad)
     if got is None:
@@ -225,7 +225,7 @@ def test_conv_param_grads(student, child):
     """weight.grad and bias.grad"""
     ref = conv(seed=2)
     m, xs, out = run_case(student, child, ref)
-    close(fetch(out), ref["output"], "output")
+    close(fetch(out), ref["output"], "output", output_mistakes(ref))
     (out * ref["g"]).sum().backward()
     weight, bias = fetch(m.weight.grad, m.bias.grad)
     for name, got in (("weight", weight), ("bias", bias)):

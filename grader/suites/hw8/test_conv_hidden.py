@@ -85,9 +85,9 @@ def compare_pool(student, child, what: str, args: tuple, **kwargs) -> None:
     """Output and input gradient of MyMaxPool2d(*args) on POOL.pool(**kwargs)'s input."""
     ref = POOL.pool(**kwargs)
     xs, out = POOL.run_case(student, child, ref, *args)
-    POOL.CONV.close(fetch(out), ref["output"], f"output of {what}")
+    POOL.close(fetch(out), ref["output"], f"output of {what}")
     (out * ref["g"]).sum().backward()
-    POOL.CONV.close(fetch(xs.grad), ref["input.grad"], f"input.grad of {what}")
+    POOL.close(fetch(xs.grad), ref["input.grad"], f"input.grad of {what}")
 
 
 @pool_component

@@ -23,6 +23,12 @@ pytestmark = pytest.mark.component("MyMaxPool2d")
 
 SHAPE = (2, 3, 7, 9)
 DEFAULT_STRIDE = "stride=None means stride = kernel_size (windows side by side), not 1"
+SIZE_RULE = "H_out = (H + 2·padding - kernel_size) // stride + 1, and the same for W"
+
+
+def close(actual, expected, name: str, mistakes=None) -> None:
+    """test_conv.close with pooling's size rule."""
+    CONV.close(actual, expected, name, mistakes, rule=SIZE_RULE)
 
 
 @reference
@@ -65,7 +71,7 @@ def test_pool_forward(student, child):
     """MyMaxPool2d(3, stride=2) on a (2, 3, 7, 9) input (overlapping windows): output matches nn.MaxPool2d"""
     ref = pool()
     xs, out = run_case(student, child, ref, 3, stride=2)
-    CONV.close(fetch(out), ref["output"], "output")
+    close(fetch(out), ref["output"], "output")
 
 
 @pytest.mark.points(2)
@@ -73,13 +79,13 @@ def test_pool_input_grad(student, child):
     """gradient of the input: each window's upstream gradient reaches its maximum, summed where windows overlap"""
     ref = pool(seed=1)
     xs, out = run_case(student, child, ref, 3, stride=2)
-    CONV.close(fetch(out), ref["output"], "output")
+    close(fetch(out), ref["output"], "output")
     (out * ref["g"]).sum().backward()
     got = fetch(xs.grad)
     if got is None:
         fail("the input has no gradient after backward(): build the output from x with tensor operations "
              "(no .detach(), .data or numpy)")
-    CONV.close(got, ref["input.grad"], "input.grad")
+    close(got, ref["input.grad"], "input.grad")
 
 
 @pytest.mark.points(1)
@@ -91,7 +97,7 @@ def test_pool_default_stride(student, child):
         if isinstance(out, torch.Tensor) and out.shape != ref["output"].shape:
             fail(f"MyMaxPool2d({kernel_size}) on a {shape} input gave shape {tuple(out.shape)}; expected "
                  f"{tuple(ref['output'].shape)}: {DEFAULT_STRIDE}")
-        CONV.close(out, ref["output"], f"output of MyMaxPool2d({kernel_size})",
+        close(out, ref["output"], f"output of MyMaxPool2d({kernel_size})",
                    lambda ref=ref, k=kernel_size: {DEFAULT_STRIDE: F.max_pool2d(ref["x"], k, 1)})
 
 
@@ -101,11 +107,11 @@ def test_pool_padding(student, child):
     input gradient)"""
     ref = pool(seed=3, padding=1, data="negative")
     xs, out = run_case(student, child, ref, 3, stride=2, padding=1)
-    CONV.close(fetch(out), ref["output"], "output with padding=1", lambda: {
+    close(fetch(out), ref["output"], "output with padding=1", lambda: {
         "padded with zeros: pad with -inf (F.pad(x, ..., value=-math.inf)), so that padding is never the maximum":
             zero_padded(ref, 3, 2, 1)})
     (out * ref["g"]).sum().backward()
-    CONV.close(fetch(xs.grad), ref["input.grad"], "input.grad with padding=1")
+    close(fetch(xs.grad), ref["input.grad"], "input.grad with padding=1")
 
 
 TUPLES = {"kernel_size": ((2, 3), {"stride": 1}), "stride": ((2, 1), {"kernel_size": 2}),
@@ -139,7 +145,7 @@ def test_pool_tuple_args(student, child):
                     out[cause] = F.max_pool2d(ref["x"], **wrong)
             return out
 
-        CONV.close(fetch(student.MyMaxPool2d(**kwargs)(ref["x"])), ref["output"],
+        close(fetch(student.MyMaxPool2d(**kwargs)(ref["x"])), ref["output"],
                    f"output with {argument}={pair}", mistakes)
 
 
@@ -149,12 +155,12 @@ def test_pool_ties(student, child):
     its maxima (to one of them, or shared with weights in [0, 1] adding up to 1)"""
     ref = pool(shape=(2, 3, 6, 8), seed=5, kernel_size=2, stride=2, data="ties")
     xs, out = run_case(student, child, ref, 2, stride=2)
-    CONV.close(fetch(out), ref["output"], "output")
+    close(fetch(out), ref["output"], "output")
     (out * ref["g"]).sum().backward()
     grad = fetch(xs.grad)
     if grad is None:
         fail("the input has no gradient after backward()")
-    CONV.close(grad.shape, ref["x"].shape, "input.grad's shape")
+    close(grad.shape, ref["x"].shape, "input.grad's shape")
     tie_check(ref["x"], ref["g"], grad, 2)
 
 
@@ -188,7 +194,7 @@ def test_pool_cuda(student, child):
     """on CUDA: MyMaxPool2d(3, stride=2, padding=1) output and input gradient match nn.MaxPool2d"""
     ref = pool(seed=6, padding=1, device="cuda")
     xs, out = run_case(student, child, ref, 3, stride=2, padding=1)
-    CONV.close(fetch(out), ref["output"], "output on CUDA")
+    close(fetch(out), ref["output"], "output on CUDA")
     (out * ref["g"]).sum().backward()
-    CONV.close(fetch(xs.grad), ref["input.grad"], "input.grad on CUDA")
+    close(fetch(xs.grad), ref["input.grad"], "input.grad on CUDA")
 
