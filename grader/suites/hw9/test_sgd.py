@@ -112,9 +112,9 @@ def test_plain_steps(student, child):
 
 
 @reference
-def momentum_case() -> dict:
+def momentum_case(device: str = "cpu") -> dict:
     """test_momentum's inputs, torch.optim.SGD's parameters after each step, and two mistakes'."""
-    inits, grads = ref.randn(SHAPES, seed=3), ref.bounded(SHAPES, 5, seed=4)
+    inits, grads = ref.randn(SHAPES, seed=3, device=device), ref.bounded(SHAPES, 5, seed=4, device=device)
     hp = dict(lr=0.1, momentum=0.9)
     return {"inits": inits, "grads": grads, "hp": hp, "want": ref.torch_sgd(inits, grads, 5, **hp)[0],
             "ignored": ref.torch_sgd(inits, grads, 5, lr=0.1)[0],
@@ -137,10 +137,10 @@ DAMPENING = 0.3
 
 
 @reference
-def dampening_case() -> dict:
+def dampening_case(device: str = "cpu") -> dict:
     """test_dampening's inputs, torch.optim.SGD's parameters after the first step, and the first step
     of a buffer that starts at zero (so the first gradient is dampened too)."""
-    inits, grads = ref.randn(SHAPES, seed=5), ref.bounded(SHAPES, 5, seed=6)
+    inits, grads = ref.randn(SHAPES, seed=5, device=device), ref.bounded(SHAPES, 5, seed=6, device=device)
     hp = dict(lr=0.1, momentum=0.9, dampening=DAMPENING)
     return {"inits": inits, "grads": grads, "hp": hp, "first": ref.torch_sgd(inits, grads, 1, **hp)[0][0],
             "zero_init": ref.hand_sgd(inits, grads, 1, mistake="zero_init", **hp)[0]}
@@ -171,9 +171,9 @@ def test_dampening(student, child):
 
 
 @reference
-def nesterov_case() -> dict:
+def nesterov_case(device: str = "cpu") -> dict:
     """test_nesterov's inputs, and torch.optim.SGD's parameters after its first Nesterov step."""
-    inits, grads = ref.randn(SHAPES, seed=7), ref.bounded(SHAPES, 5, seed=8)
+    inits, grads = ref.randn(SHAPES, seed=7, device=device), ref.bounded(SHAPES, 5, seed=8, device=device)
     hp = dict(lr=0.1, momentum=0.9, nesterov=True)
     return {"inits": inits, "grads": grads, "hp": hp, "first": ref.torch_sgd(inits, grads, 1, **hp)[0][0]}
 
@@ -213,10 +213,10 @@ WD = 0.1
 
 
 @reference
-def weight_decay_case() -> dict:
+def weight_decay_case(device: str = "cpu") -> dict:
     """test_weight_decay's inputs, and torch.optim.SGD's parameters after each step without momentum,
     with weight decay and without."""
-    inits, grads = ref.randn(SHAPES, seed=9), ref.bounded(SHAPES, 5, seed=10)
+    inits, grads = ref.randn(SHAPES, seed=9, device=device), ref.bounded(SHAPES, 5, seed=10, device=device)
     return {"inits": inits, "grads": grads,
             "want": ref.torch_sgd(inits, grads, 3, lr=0.1, weight_decay=WD)[0],
             "ignored": ref.torch_sgd(inits, grads, 3, lr=0.1)[0]}
@@ -261,9 +261,9 @@ def test_weight_decay(student, child):
 
 
 @reference
-def maximize_case() -> dict:
+def maximize_case(device: str = "cpu") -> dict:
     """test_maximize's inputs, torch.optim.SGD's parameters after each step with maximize, and without."""
-    inits, grads = ref.randn(SHAPES, seed=11), ref.bounded(SHAPES, 3, seed=12)
+    inits, grads = ref.randn(SHAPES, seed=11, device=device), ref.bounded(SHAPES, 3, seed=12, device=device)
     return {"inits": inits, "grads": grads, "want": ref.torch_sgd(inits, grads, 3, lr=0.1, maximize=True)[0],
             "ignored": ref.torch_sgd(inits, grads, 3, lr=0.1)[0]}
 
@@ -318,10 +318,10 @@ def three_groups(ps):
 
 
 @reference
-def first_group() -> dict:
+def first_group(device: str = "cpu") -> dict:
     """test_param_groups' inputs, and torch.optim.SGD's steps of the first group's parameter (lr=0.1,
     no momentum) and of the same parameter with the defaults' lr=0.02."""
-    inits, grads = ref.randn(GROUP_SHAPES, seed=15), ref.bounded(GROUP_SHAPES, 4, seed=16)
+    inits, grads = ref.randn(GROUP_SHAPES, seed=15, device=device), ref.bounded(GROUP_SHAPES, 4, seed=16, device=device)
     first = [[step[0]] for step in grads]
     return {"inits": inits, "grads": grads, "want": ref.torch_sgd(inits[:1], first, 4, lr=0.1)[0],
             "default_lr": ref.torch_sgd(inits[:1], first, 4, lr=0.02)[0]}
@@ -385,9 +385,9 @@ def test_none_grad_skipped(student, child):
 
 
 @reference
-def first_buffer() -> dict:
+def first_buffer(device: str = "cpu") -> dict:
     """test_state_dict's inputs, and torch.optim.SGD's state_dict()['state'] after one step with momentum."""
-    inits, grads = ref.randn(SHAPES, seed=19), ref.bounded(SHAPES, 6, seed=20)
+    inits, grads = ref.randn(SHAPES, seed=19, device=device), ref.bounded(SHAPES, 6, seed=20, device=device)
     return {"inits": inits, "grads": grads,
             "state": ref.torch_sgd(inits, grads, 1, lr=0.1, momentum=0.9)[1].state_dict()["state"]}
 
@@ -427,10 +427,10 @@ def test_state_dict(student, child):
 
 
 @reference
-def scheduled() -> dict:
+def scheduled(device: str = "cpu") -> dict:
     """test_lr_scheduler's inputs, and torch.optim.SGD's parameters after each step under StepLR(2, 0.5),
     and with the lr kept constant."""
-    inits, grads = ref.randn(SHAPES, seed=21), ref.bounded(SHAPES, 6, seed=22)
+    inits, grads = ref.randn(SHAPES, seed=21, device=device), ref.bounded(SHAPES, 6, seed=22, device=device)
     return {"inits": inits, "grads": grads, "want": ref.torch_sgd(inits, grads, 6, lr=0.1, step_lr=(2, 0.5))[0],
             "constant": ref.torch_sgd(inits, grads, 6, lr=0.1)[0]}
 
@@ -457,9 +457,9 @@ def test_lr_scheduler(student, child):
 
 
 @reference
-def closure_case() -> dict:
+def closure_case(device: str = "cpu") -> dict:
     """test_closure's inputs (a quadratic's targets), and torch.optim.SGD's parameters after 3 steps on it."""
-    inits, targets = ref.randn(SHAPES, seed=23), ref.randn(SHAPES, seed=24, scale=3.0)
+    inits, targets = ref.randn(SHAPES, seed=23, device=device), ref.randn(SHAPES, seed=24, scale=3.0, device=device)
     source = ref.Quadratic(targets, [1.0, 1.0])
     return {"inits": inits, "targets": targets, "want": ref.torch_sgd(inits, source, 3, lr=0.1)[0]}
 
