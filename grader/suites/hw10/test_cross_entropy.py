@@ -114,10 +114,9 @@ class Run:
         self.leaf = child.leaf(logits)
         self.out = student.LabelSmoothingCrossEntropy(**kwargs)(self.leaf, target)
 
-    def backward(self, g: torch.Tensor | None = None):
-        """Record backward of sum(loss * g) (or of the loss) and return the logits' gradient (a proxy)."""
-        (self.out if g is None else self.out * g).sum().backward()
-        return self.leaf.grad
+    def backward(self, child, g: torch.Tensor | None = None):
+        """Record backward of sum(loss * g) (or of the loss): [the logits' gradient], or DETACHED (a proxy)."""
+        return child.suite.grads(self.out, [self.leaf], g)
 
 
 def outputs(child, runs: list[Run]) -> list:
@@ -127,12 +126,15 @@ def outputs(child, runs: list[Run]) -> list:
 
 def gradients(child, runs: list[Run], upstream: list, what: list[str]) -> list[torch.Tensor]:
     """Every run's gradient w.r.t. the logits (after its loss was compared), in one round trip."""
-    grads = fetch(child.list([run.backward(g) for run, g in zip(runs, upstream)]))
+    grads = fetch(child.list([run.backward(child, g) for run, g in zip(runs, upstream)]))
     for grad, name in zip(grads, what):
-        if grad is None:
+        if not isinstance(grad, list):
+            fail(f"the loss does not require grad, {name}: it was computed outside autograd (.detach(), .item(), "
+                 ".data, torch.no_grad() or NumPy); compute it from the logits with torch operations")
+        if grad[0] is None:
             fail(f"logits.grad is None after backward(), {name}: compute the loss from the logits with "
                  "differentiable operations")
-    return grads
+    return [grad[0] for grad in grads]
 
 
 def tensor_like(value: Any, shape: tuple[int, ...], dtype: torch.dtype, name: str) -> torch.Tensor:

@@ -84,9 +84,12 @@ def compare(student, child, input, target, g=None, *, want, what: str, value_mis
     x, y = child.leaf(input), child.leaf(target)
     out = student.HuberLoss(**kwargs)(x, y)
     assert_close(fetch(out), want[0], name=f"loss, {what}", mistakes=value_mistakes)
-    (out if g is None else out * g).sum().backward()
-    leaf, index, of = (y, 2, "target") if target_grad else (x, 1, "input")
-    grad = fetch(leaf.grad)
+    index, of = (2, "target") if target_grad else (1, "input")
+    grads = fetch(child.suite.grads(out, [x, y], g))
+    if not isinstance(grads, list):
+        fail(f"the loss does not require grad, {what}: it was computed outside autograd (.detach(), .item(), "
+             ".data, torch.no_grad() or NumPy); compute it from the input and the target with torch operations")
+    grad = grads[index - 1]
     if grad is None:
         fail(f"{of}.grad is None after backward(), {what}: compute the loss from the input and the target with "
              "differentiable operations (no .detach(), .item() or .data)")
