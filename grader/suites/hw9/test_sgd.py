@@ -190,7 +190,8 @@ def test_nesterov(student, child):
         "the Nesterov term is missing at the first step (the buffer is grad there, so the update is "
         "grad + momentum * grad)": first_step(inits, grads[0], lr)})
     # the velocities buf_t of your plain momentum run (p_{t-1} - p_t = lr * buf_t), and what Nesterov
-    # makes of them: p_t = p_{t-1} - lr * (g_t + momentum * buf_t); with the previous buffer as a mistake
+    # makes of them: p_t = p_{t-1} - lr * (g_t + momentum * buf_t); as a mistake, the previous step's
+    # buffer (at the first step the buffer just made from g_1, so the mistake shows from step 2 on)
     velocity = [[(a - b) / lr for a, b in zip(before, after)] for before, after in zip([inits, *heavy], heavy)]
     want, stale = [], []
     p_want, p_stale = inits, inits
