@@ -2,8 +2,8 @@
 
 The student's `train_epoch` and `evaluate` run on real torch objects built here: a DataLoader over
 a synthetic classification set, a small classifier (`Probe`) and an SGD optimizer. The probe also
-records, at every forward, what the loop set up around it (train or eval mode, whether autograd
-records a graph, the device of the batch) and how many earlier forwards' graphs are still alive.
+records, at every forward, what the loop set up around it (train or eval mode, the device of the
+batch, whether autograd records a graph) and how many earlier forwards' graphs are still alive.
 The grader's reference loop (loop_reference.py) builds the same data and model with this very
 code, so the two never drift apart.
 """
@@ -75,8 +75,10 @@ class Probe(nn.Module):
         self._graphs = []
 
     def forward(self, x):
-        self.calls.append({"modes": sorted({m.training for m in self.modules()}), "grad": torch.is_grad_enabled(),
-                           "device": str(x.device), "rows": int(x.shape[0]), "earlier_graphs": self._alive()})
+        # modes: the `training` flags of the model and its submodules; earlier_graphs: the previous batch's
+        # graph may still be held by the loop's `loss` until it is rebound, any more were kept on purpose
+        self.calls.append({"modes": sorted({m.training for m in self.modules()}), "device": str(x.device),
+                           "earlier_graphs": self._alive()})
         out = self.net(x)
         self.calls[-1]["graph"] = out.requires_grad
         if out.requires_grad:
@@ -85,17 +87,17 @@ class Probe(nn.Module):
             out = _Keep.apply(out, token)
         return out
 
-    def _alive(self):
+    def _alive(self, allowed=1):
+        """How many earlier forwards' graphs are alive; above `allowed`, counted again after collecting cycles."""
         alive = sum(ref() is not None for ref in self._graphs)
-        if alive > 1:  # the previous batch's graph may still be referenced; more than that, collect cycles first
+        if alive > allowed:
             gc.collect()
             alive = sum(ref() is not None for ref in self._graphs)
         return alive
 
     def graphs_alive(self):
         """How many forwards' graphs are still alive now."""
-        gc.collect()
-        return sum(ref() is not None for ref in self._graphs)
+        return self._alive(allowed=0)
 
     def state(self):
         """Copies of every parameter and buffer, by name."""
