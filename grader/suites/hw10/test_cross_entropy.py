@@ -119,9 +119,9 @@ class Run:
         return child.suite.grads(self.out, [self.leaf], g)
 
 
-def outputs(child, runs: list[Run]) -> list:
-    """Every run's loss, in one round trip."""
-    return fetch(child.list([run.out for run in runs]))
+def outputs(child, runs: list[Run], finite: bool = True) -> list:
+    """Every run's loss, in one round trip (`finite=False` where a NaN is the right answer)."""
+    return fetch(child.list([run.out for run in runs]), finite=finite)
 
 
 def gradients(child, runs: list[Run], upstream: list, what: list[str]) -> list[torch.Tensor]:
