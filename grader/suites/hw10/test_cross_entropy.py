@@ -124,9 +124,10 @@ def outputs(child, runs: list[Run], finite: bool = True) -> list:
     return fetch(child.list([run.out for run in runs]), finite=finite)
 
 
-def gradients(child, runs: list[Run], upstream: list, what: list[str]) -> list[torch.Tensor]:
-    """Every run's gradient w.r.t. the logits (after its loss was compared), in one round trip."""
-    grads = fetch(child.list([run.backward(child, g) for run, g in zip(runs, upstream)]))
+def gradients(child, runs: list[Run], upstream: list, what: list[str], finite: bool = True) -> list[torch.Tensor]:
+    """Every run's gradient w.r.t. the logits (after its loss was compared), in one round trip
+    (`finite=False` where the check judges NaN and inf itself)."""
+    grads = fetch(child.list([run.backward(child, g) for run, g in zip(runs, upstream)]), finite=finite)
     for grad, name in zip(grads, what):
         if not isinstance(grad, list):
             fail(f"the loss does not require grad, {name}: it was computed outside autograd (.detach(), .item(), "
@@ -366,14 +367,15 @@ def test_large_logits(student, child):
     runs = [Run(student, child, logits, target, smoothing=0.0, reduction="none"),
             Run(student, child, logits, target, smoothing=0.1, reduction="none"),
             Run(student, child, logits.double(), target, smoothing=0.1, reduction="none")]
-    got = outputs(child, runs)
+    got = outputs(child, runs, finite=False)  # inf and NaN are the mistake this check names
     finite(got[0], "loss (smoothing=0)")
     assert_close(got[0], case["loss"].float(), name="loss with smoothing=0 for logits of magnitude 100 (float32)")
     finite(got[1], "loss (smoothing=0.1)")
     exact = tensor_like(got[2], (N,), F64, "loss with smoothing=0.1 for the same logits in float64")
     assert_close(got[1], exact.float(), name="loss with smoothing=0.1 for logits of magnitude 100 (float32, against "
                  "your loss on the same logits in float64)")
-    grads = gradients(child, runs, [None, None, None], ["smoothing=0", "smoothing=0.1", "smoothing=0.1, float64"])
+    grads = gradients(child, runs, [None, None, None], ["smoothing=0", "smoothing=0.1", "smoothing=0.1, float64"],
+                      finite=False)
     finite(grads[0], "gradient (smoothing=0)")
     assert_close(grads[0], case["grad"].float(), name="gradient with smoothing=0 for logits of magnitude 100 "
                  "(float32)")
