@@ -55,8 +55,12 @@ class GradedFile:
         """A child's error (kit.grader.replies) whose locations name the notebook's cells."""
         if error is None or self.source_map is None:
             return error
-        return {**error, "message": self.source_map.relocate(error["message"]),
-                "traceback": self.source_map.relocate(error["traceback"])}
+        return {**error, "message": self.relocate_text(error["message"]),
+                "traceback": self.relocate_text(error["traceback"])}
+
+    def relocate_text(self, text: str) -> str:
+        """`text` (a check's message) with every place in the graded module named as the notebook's cell."""
+        return text if self.source_map is None else self.source_map.relocate(text)
 
     def discard(self) -> None:
         """Remove the private folder (once the report no longer needs it)."""

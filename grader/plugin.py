@@ -184,6 +184,8 @@ class KitSession:
             status, message = ERROR, (f"{message}: a check is not run only when it needs CUDA and there is none, "
                                       "or when the emulated device cannot run it")
         output = self.runner.take_output() if self.runner else ""
+        if self.runner:  # a device check's message names the student's line: in a notebook, its cell
+            message = self.runner.graded.relocate_text(message)
         return CheckResult(
             id=check_id(item), component=component_of(item), status=status,
             points=max_points if status == PASSED else 0.0, max_points=max_points, message=kept(message),

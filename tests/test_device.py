@@ -127,7 +127,7 @@ def test_what_the_emulation_cannot_run_is_not_run(course):
     report = grade(course.assignment("hw3"), ROOT / "tests" / "submissions" / "hw3" / "alt_correct")
     check = next(c for c in report.checks if c.id == "device_placement")
     assert (check.status, check.reason, check.counts) == (SKIPPED, NOT_EMULATED, False)
-    assert check.message.startswith("not run: could not emulate a device here (line ")
+    assert check.message.startswith("not run: could not emulate a device here (focal_loss.py, line ")
     assert "boolean-mask indexing" in check.message
     assert report.score == report.max_score == sum(c.max_points for c in report.checks if c.counts)
     assert any("device check(s) not run" in n.text for n in report.notes)

@@ -124,16 +124,10 @@ class Member:
     score: float
     failing: set[str] | None  # None: every check that runs without a GPU
     zipped: str = ""  # "", "top" (the file at the top of the zip) or "folder" (inside hw1/)
-    device_check: bool = True  # False: the emulated device cannot run its code (device_placement not run)
-
-    @property
-    def max_score(self) -> float:
-        """hw1's maximum without a GPU: every check but the GPU ones, and device_placement when it runs."""
-        return FULL if self.device_check else FULL - 1
+    max_score: float = 21.0  # FULL: hw1's full marks without a GPU, the same for every student
 
     def failing_of(self, everything: set[str]) -> set[str]:
-        failing = everything if self.failing is None else self.failing
-        return failing if self.device_check else failing - {"device_placement"}
+        return everything if self.failing is None else self.failing
 
 
 def expected(folder: Path) -> tuple[float, set[str]]:
@@ -142,7 +136,6 @@ def expected(folder: Path) -> tuple[float, set[str]]:
 
 
 FULL = 21.0  # hw1's full marks without a GPU
-NOT_EMULATED = {"fake_output", "missing_class"}  # their code raises before any device matters
 
 
 def class_of_30() -> list[Member]:
@@ -151,15 +144,13 @@ def class_of_30() -> list[Member]:
                  "fake_output", "forbidden_obfuscated", "forbidden_plain", "forbidden_runtime", "missing_class",
                  "syntax_error", "tamper_allclose", "transposed_weight"):
         score, failing = expected(CASES / case)
-        members.append(Member(case.replace("_", "-"), CASES / case / FILE, score, failing,
-                              device_check=case not in NOT_EMULATED))
+        members.append(Member(case.replace("_", "-"), CASES / case / FILE, score, failing))
     for case in ("honest_plus_one", "honest_raise_7"):
         score, failing = expected(REDTEAM / case)
         members.append(Member(case.replace("_", "-"), REDTEAM / case / FILE, score, failing))
     for i in range(1, 7):
         members.append(Member(f"correct{i:02d}", SOLUTION, FULL, set()))
-    members += [Member("stub1", STUB, 0.0, None, device_check=False),
-                Member("stub2", STUB, 0.0, None, device_check=False), Member("empty", None, 0.0, None)]
+    members += [Member("stub1", STUB, 0.0, None), Member("stub2", STUB, 0.0, None), Member("empty", None, 0.0, None)]
     score, failing = expected(CASES / "bias_ignored")
     members += [
         Member("zip-correct1", SOLUTION, FULL, set(), zipped="folder"),

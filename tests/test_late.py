@@ -392,8 +392,10 @@ def test_kit_grade_applies_the_deadlines_even_to_unchanged_submissions(tmp_path)
 
     doc = grade()
     late = {s["student"]: s["late"] for s in doc["submissions"]}
-    assert late["early"]["penalty"] == 0 and late["late"]["penalty"] == 6.0
-    assert late["late"]["score_after_penalty"] == 14.0 and late["late"]["reason"].startswith("submitted 2 days")
+    # hw1's 21 points (the device check included): 3 started days at 10%
+    assert late["early"]["penalty"] == 0 and late["late"]["penalty"] == pytest.approx(6.3)
+    assert late["late"]["score_after_penalty"] == pytest.approx(14.7)
+    assert late["late"]["reason"].startswith("submitted 2 days")
     assert late["unknown"]["flagged"] and late["unknown"]["kind"] == NO_TIME
     assert any("no submission time for unknown" in n for n in doc["notes"])
     assert any("1 submission of hw1 late: late" in n for n in doc["notes"])
@@ -404,9 +406,9 @@ def test_kit_grade_applies_the_deadlines_even_to_unchanged_submissions(tmp_path)
     doc = grade()
     assert all(s["cached"] for s in doc["submissions"])
     late = {s["student"]: s["late"] for s in doc["submissions"]}
-    assert late["late"]["penalty"] == pytest.approx(9.8)  # 2 days 31 minutes: 49 started hours at 1% of 20
+    assert late["late"]["penalty"] == pytest.approx(10.29)  # 2 days 31 minutes: 49 started hours at 1% of 21
     assert late["early"]["kind"] == ON_TIME and late["early"]["penalty"] == 0  # handed in again, within the extension
-    assert penalties(root) == {"early": 0, "late": pytest.approx(9.8), "unknown": 0}
+    assert penalties(root) == {"early": 0, "late": pytest.approx(10.29), "unknown": 0}
 
 
 def test_a_policy_without_a_due_date_is_said(graded):

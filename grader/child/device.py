@@ -210,7 +210,7 @@ class Place:
         self.on_device = device_tensor_name(frame)
 
     def __str__(self) -> str:
-        return f"line {self.line} ({self.file}): `{self.code}`" if self.code else f"line {self.line} ({self.file})"
+        return f"{self.file}, line {self.line}: `{self.code}`" if self.code else f"{self.file}, line {self.line}"
 
 
 def device_tensor_name(frame) -> str | None:
@@ -312,11 +312,11 @@ class DeviceMode(TorchDispatchMode):
 
 
 def student_line(exc: BaseException, root: str) -> str:
-    """The innermost line of the student's code in `exc`'s traceback, as `line N (file): code`."""
+    """The innermost line of the student's code in `exc`'s traceback, as `file, line N: code`."""
     found = ""
     for f in traceback.extract_tb(exc.__traceback__):
         if os.path.realpath(f.filename).startswith(root + os.sep):
-            found = f"line {f.lineno} ({os.path.relpath(f.filename, root)}): `{(f.line or '').strip()}`"
+            found = f"{os.path.relpath(f.filename, root)}, line {f.lineno}: `{(f.line or '').strip()}`"
     return found
 
 
