@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -27,11 +28,23 @@ def _text(text: str, style: str = "", **options) -> Text:
 
 
 def print_block(console: Console, message: str, first_style: str = "") -> None:
-    """A multi-line message: its first line in `first_style`; prose wraps at word boundaries, while lines that
-    start with white space (source lines, carets, tracebacks, tensors) are printed as they are, never re-wrapped."""
+    """A multi-line message: its first line in `first_style`; prose wraps at word boundaries under its own
+    indent, while code (a traceback's lines of source, carets) and tensors are printed as they are."""
+    previous = ""
     for i, line in enumerate(clean_text(message).splitlines() or [""]):
-        code = line[:1].isspace()
-        console.print(Text(line, style=first_style if i == 0 else ""), soft_wrap=code)
+        style = first_style if i == 0 else ""
+        stripped = line.lstrip()
+        if verbatim(stripped, previous.lstrip()):
+            console.print(Text(line, style=style), soft_wrap=True)
+        else:
+            console.print(Padding(Text(stripped, style=style), (0, 0, 0, len(line) - len(stripped)), expand=False))
+        previous = line
+
+
+def verbatim(line: str, previous: str) -> bool:
+    """Whether a line (without its indent) is code or data that re-wrapping would garble."""
+    return (line.startswith(('File "', "[", "tensor(")) or previous.startswith('File "')
+            or (bool(line) and set(line) <= set("^~ ")))
 
 
 def print_report(report: Report, *, submission: Path | None = None, verbose: bool = False,
@@ -95,7 +108,7 @@ def graded_path(report: Report, submission: Path) -> Path:
 def _table(checks: list[CheckResult], verbose: bool) -> Table:
     """One row a check, one line a row: the component column only when there is more than one."""
     several = len({c.component for c in checks}) > 1
-    table = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    table = Table(show_edge=False, pad_edge=False, header_style="bold")
     table.add_column("", width=1, no_wrap=True)
     table.add_column("check", no_wrap=True)
     if several:

@@ -202,7 +202,7 @@ class KitSession:
         for problem in report.problems:
             terminalreporter.write_line(problem.message, red=True)
         for check in report.checks:
-            if check.status != PASSED:
+            if check.status != PASSED and not check.reason:  # a check a problem costs: the problem says it
                 first = check.message.splitlines()[0] if check.message else ""
                 terminalreporter.write_line(f"{check.status:>7}  {check.id}: {first}")
         for note in report.notes:

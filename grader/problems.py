@@ -109,7 +109,7 @@ def _listed(names: list[str], most: int = 8) -> str:
 
 def missing_file(file: str, notebook: str, folder: str, present: list[str]) -> str:
     """Neither the graded file nor its notebook is in `folder`, which holds the .py files and notebooks `present`."""
-    lines = [f"{file} (or {notebook}) not found in {folder}, so no check could run"]
+    lines = [f"{file} (or {notebook}) not found in {folder}"]
     similar = _similar(file, [p for p in present if p.endswith(".py")]) or \
         _similar(notebook, [p for p in present if p.endswith(".ipynb")])
     if similar:
@@ -118,19 +118,20 @@ def missing_file(file: str, notebook: str, folder: str, present: list[str]) -> s
         lines.append(f"That folder holds {_listed(sorted(present))}.")
     else:
         lines.append("That folder holds no .py file and no notebook.")
-    lines.append(f"What to do: save your work as {file} (or {notebook}) in that folder, spelled exactly so, "
-                 f"or give kit check the folder that holds it (--path FOLDER).")
+    lines.append(f"So no check could run. What to do: save your work as {file} (or {notebook}) in that folder, "
+                 f"spelled exactly so, or give kit check the folder that holds it (--path FOLDER).")
     return "\n".join(lines)
 
 
 def missing_name(file: str, name: str, defined: list[str]) -> str:
     """`file` (the graded file) does not define `name`, a component of the assignment; it defines `defined`."""
-    lines = [f"{file} does not define {name}, so no check of {name} could run"]
+    lines = [f"{file} does not define {name}"]
     similar = _similar(name, defined)
     if defined:
         lines.append(f"{file} defines {_listed(defined)}.")
     rename = f" (is {similar} meant to be {name}?)" if similar else ""
-    lines.append(f"What to do: define {name} at the top level of {file}, spelled exactly so{rename}.")
+    lines.append(f"So no check of {name} could run. What to do: define {name} at the top level of {file}, "
+                 f"spelled exactly so{rename}.")
     return "\n".join(lines)
 
 

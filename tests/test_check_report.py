@@ -41,7 +41,7 @@ def words(text: str) -> str:
 
 def no_table_rows(output: str, ids: list[str]) -> None:
     for check_id in ids:
-        assert not re.search(rf"^\S\s+{re.escape(check_id)}\s", output, re.M), output
+        assert not re.search(rf"^\S │ {re.escape(check_id)}\s", output, re.M), output
 
 
 def hw1_with(tmp_path: Path, old: str, new: str) -> Path:
@@ -141,8 +141,8 @@ def test_it_reads_on_80_columns_without_colour_where_there_is_no_terminal():
     assert plain.returncode == 1 and "\x1b" not in out, out
     table = out[:out.index("\n\n")].splitlines()[1:]  # the title, then a row a check
     assert len(table) > 10 and all(len(line) <= 80 for line in table), out
-    for row in table[1:]:  # each check's id whole on its row: nothing wrapped, nothing cut mid-word
-        assert re.match(r"^\S\s+[a-z_0-9\[\].]+\s", row), row
+    for row in table[2:]:  # under the header and its rule, each check's id whole on its row: nothing wrapped
+        assert re.match(r"^\S │ [a-z_0-9\[\].]+\s+│", row), row
     coloured = check("hw5", folder, env={"FORCE_COLOR": "1", "NO_COLOR": None})
     assert COLOUR.search(coloured.output)  # on a terminal, colour...
     honoured = check("hw5", folder, env={"FORCE_COLOR": "1", "NO_COLOR": "1"})
@@ -190,3 +190,22 @@ def test_watch_checks_again_when_the_graded_file_is_saved(tmp_path):
             watcher.kill()
             watcher.wait()
     assert sum("changed: checking again" in line for line in seen) == 2, "".join(seen)
+
+
+def test_child_backward_says_what_is_wrong_with_the_output_before_computing():
+    """`child.backward(out, grad)`, for suites: the student's output checked first, in the student's terms."""
+    import torch
+
+    from kit.grader.child.runtime import Helpers, WrongResult
+
+    grad = torch.ones(2, 3, dtype=torch.float64)
+    cases = [((torch.zeros(3, 2, dtype=torch.float64, requires_grad=True)), "has shape (3, 2); expected (2, 3)"),
+             ((torch.zeros(2, 3, requires_grad=True)), "has dtype float32; expected float64"),
+             ((torch.zeros(2, 3, dtype=torch.float64)), "does not require grad"),
+             ([[0.0] * 3] * 2, "is a list, not a tensor")]
+    for output, said in cases:
+        with pytest.raises(WrongResult, match=re.escape(said)):
+            Helpers.backward(output, grad)
+    leaf = torch.zeros(2, 3, dtype=torch.float64, requires_grad=True)
+    Helpers.backward(leaf * 2, grad)
+    assert torch.equal(leaf.grad, torch.full((2, 3), 2.0, dtype=torch.float64))
