@@ -72,7 +72,7 @@ def import_failed(name: str, error: dict, place: Place = plain_place, *, noteboo
     at = ""
     if location is not None:
         file, where = place(location["file"], location["line"])
-        at = f" ({where})" if file == name else f" ({file}, {where})"
+        at = f" ({file}, {where})"  # as GradedFile.locate says it
         if "SyntaxError" in types:
             block += source_block(file, where, location["source"], location["column"], location["end_column"])
     message = error["message"].strip()

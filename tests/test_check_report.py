@@ -78,7 +78,7 @@ def test_a_failing_import_is_said_once_with_its_traceback(tmp_path):
     folder = hw1_with(tmp_path, "import torch\n", "import torch\nimport torch_helpers_of_mine\n")
     out = check("hw1", folder).output
     assert words(out).count("could not import my_linear.py: ModuleNotFoundError: No module named "
-                            "'torch_helpers_of_mine' (line 5)") == 1, out
+                            "'torch_helpers_of_mine' (my_linear.py, line 5)") == 1, out
     assert out.count("No module named") == 1 and out.count("Traceback (most recent call last)") == 1, out
     assert "import torch_helpers_of_mine" in out and "What to do: check the module's name" in out
     no_table_rows(out, ["forward", "input_grad"])
