@@ -19,6 +19,7 @@ from pathlib import Path
 from .course import Assignment
 from .files import entries, read_regular, special_kind
 from .notebook import (
+    CellSyntaxError,
     Module,
     Notebook,
     NotebookError,
@@ -28,6 +29,7 @@ from .notebook import (
     left_out_note,
     read_cells,
 )
+from .problems import missing_file, syntax_error
 from .report import INFO, LEFT_OUT, Note
 from .sandbox import shows_course
 
@@ -47,9 +49,13 @@ class GradedFile:
 
     def locate(self, file: str, line: int) -> str:
         """`my_linear.py, line 12`, or for a notebook's module `hw1.ipynb, cell 4, line 3`."""
+        return ", ".join(self.place(file, line))
+
+    def place(self, file: str, line: int) -> tuple[str, str]:
+        """("my_linear.py", "line 12"), or for a notebook's module ("hw1.ipynb", "cell 4, line 3")."""
         if self.source_map is not None and file == self.source_map.generated:
-            return f"{self.name}, {self.source_map.where(line)}"
-        return f"{file}, line {line}"
+            return self.name, self.source_map.where(line)
+        return file, f"line {line}"
 
     def relocate(self, error: dict | None) -> dict | None:
         """A child's error (kit.grader.replies) whose locations name the notebook's cells."""
@@ -78,7 +84,7 @@ def graded_file(assignment: Assignment, submission: Path, kit_files: list[str]) 
     if not os.path.lexists(nb):
         graded = GradedFile(py, assignment.file)
         if not os.path.lexists(py):
-            graded.unusable = f"{assignment.file} (or {assignment.notebook}) not found in {submission}"
+            graded.unusable = missing_file(assignment.file, assignment.notebook, str(submission), sources(submission))
         elif kind := special_kind(py.stat().st_mode if py.exists() else py.lstat().st_mode):
             graded.unusable = f"{assignment.file} in {submission} is {kind}, not a regular file"
         return graded
@@ -96,6 +102,15 @@ def graded_file(assignment: Assignment, submission: Path, kit_files: list[str]) 
     graded = from_notebook(assignment, nb, assignment.notebook, kit_files, (notebook, module))
     graded.notes.insert(0, Note(INFO, both_here(assignment, assignment.notebook, why)))
     return graded
+
+
+def sources(folder: Path) -> list[str]:
+    """The names of the .py files and notebooks directly in `folder` (what a misnamed file would be)."""
+    try:
+        with os.scandir(folder) as listing:
+            return sorted(e.name for e in listing if e.name.endswith((".py", ".ipynb")))
+    except OSError:
+        return []
 
 
 def choose(assignment: Assignment, py: Path, notebook: Notebook, module: Module) -> tuple[bool, str]:
@@ -131,6 +146,10 @@ def from_notebook(assignment: Assignment, path: Path, name: str, kit_files: list
             return unusable
         try:
             read = notebook, convert(notebook.cells)
+        except CellSyntaxError as exc:
+            unusable.unusable = syntax_error(name, exc.kind, exc.message, exc.where, exc.source, exc.column,
+                                             exc.end_column)
+            return unusable
         except NotebookError as exc:
             unusable.unusable = f"could not import {name}: {exc}"
             return unusable

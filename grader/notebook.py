@@ -42,6 +42,16 @@ class NotebookError(ValueError):
     """A notebook that cannot be graded; the message says why, for the student."""
 
 
+class CellSyntaxError(NotebookError):
+    """A cell Python cannot parse: where (`cell 4, line 3`), the line of source and the columns of the error."""
+
+    def __init__(self, kind: str, message: str, where: str, source: str, column: int | None,
+                 end_column: int | None) -> None:
+        super().__init__(f"{kind}: {message} ({where})")
+        self.kind, self.message, self.where = kind, message, where
+        self.source, self.column, self.end_column = source, column, end_column
+
+
 @dataclass(frozen=True)
 class Cell:
     """A code cell: `number` counts every cell from the top, text cells included, starting at 1."""
@@ -247,7 +257,11 @@ def parse_cell(python: str, number: int, offset: int = 0) -> ast.Module:
         message = exc.msg if isinstance(exc, SyntaxError) else str(exc)
         line = getattr(exc, "lineno", None)
         where = f"cell {number}, line {line + offset}" if line else f"cell {number}"
-        raise NotebookError(f"{kind}: {message} ({where})") from None
+        if not isinstance(exc, SyntaxError):
+            raise NotebookError(f"{kind}: {message} ({where})") from None
+        same_line = exc.end_lineno in (None, exc.lineno)
+        raise CellSyntaxError(kind, message, where, (exc.text or "").rstrip("\r\n"), exc.offset,
+                              exc.end_offset if same_line else None) from None
 
 
 def lines_of(text: str) -> list[str]:

@@ -9,6 +9,8 @@ forbidden API) instead of on every check.
 """
 from __future__ import annotations
 
+import ast
+import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,9 +19,10 @@ import pytest
 
 from .course import Assignment, ConfigError, is_hidden_file, load_assignment
 from .device import NotEmulated
-from .files import within
-from .forbidden import describe, scan_files
-from .remote import HELPERS, STUDENT, CheckFailed, Remote
+from .files import read_regular, within
+from .forbidden import scan_files, why
+from .problems import Use, forbidden, missing_name
+from .remote import HELPERS, STUDENT, CheckFailed, MissingName, Remote
 from .report import (
     ERROR,
     FAILED,
@@ -96,6 +99,7 @@ class KitSession:
         self.config_error: ConfigError | None = None
         self.remotes: dict[str, Remote] = {}
         self.runtime_hits: dict[str, list[str]] = {}  # component -> names
+        self.missing: dict[str, set[str]] = {}  # component -> names its checks found the student's module lacks
         self.notes: list[Note] = []
         self._cuda: bool | None = None
 
@@ -169,6 +173,8 @@ class KitSession:
             if remote is not None:
                 self.runtime_hits.setdefault(component_of(item), []).extend(remote.hits)
             return
+        if call.excinfo is not None and isinstance(call.excinfo.value, MissingName):
+            self.missing.setdefault(component_of(item), set()).add(call.excinfo.value.name)
         self.results.append(self.result(item, call, report))
 
     def result(self, item: pytest.Item, call: pytest.CallInfo, report: pytest.TestReport) -> CheckResult:
@@ -206,7 +212,7 @@ class KitSession:
         for problem in report.problems:
             terminalreporter.write_line(problem.message, red=True)
         for check in report.checks:
-            if check.status != PASSED:
+            if check.status != PASSED and not check.reason:  # a check a problem costs: the problem says it
                 first = check.message.splitlines()[0] if check.message else ""
                 terminalreporter.write_line(f"{check.status:>7}  {check.id}: {first}")
         for note in report.notes:
@@ -238,31 +244,36 @@ class KitSession:
         out = []
         if self.runner is not None and self.runner.unusable:
             out.append(Problem(UNUSABLE, kept(self.runner.unusable)))
-        for component, why in self.forbidden_by_component().items():
-            who = "every component" if component == "*" else component
-            out.append(Problem(FORBIDDEN, kept(f"uses a forbidden API: {'; '.join(why)}. {who} must compute this "
-                                               f"itself, so every check of {who} scores 0."),
+        for component in self.assignment.components:  # a component's class (or function) that is not there
+            if component in self.missing.get(component, ()) and self.runner is not None:
+                defined = defined_names(self.runner.request.student_file)
+                out.append(Problem(UNUSABLE, kept(missing_name(self.runner.filename, component, defined)), component))
+        whole = len(self.assignment.components) == 1
+        for component, uses in self.forbidden_by_component().items():
+            who = self.assignment.name if component == "*" or whole else component
+            out.append(Problem(FORBIDDEN, kept(forbidden(who, self.assignment.name, uses)),
                                None if component == "*" else component))
         return out
 
-    def forbidden_by_component(self) -> dict[str, list[str]]:
-        """component -> why it scores zero ("*" for every component)."""
-        found: dict[str, list[str]] = {}
+    def forbidden_by_component(self) -> dict[str, list[Use]]:
+        """component -> the uses of forbidden APIs that make it score zero ("*" for every component)."""
+        found: dict[str, list[Use]] = {}
         static: set[tuple[str, str]] = set()  # (component, name) the scan found: said once, where it is
         runner = self.runner
         folder = runner.request.student_file.parent if runner else self.submission
         scanned = [runner.filename, *(file for file, _ in runner.imported if within(folder, file))] if runner else []
         for hit in scan_files(folder, scanned, self.assignment.all_forbidden()):
+            file, at = runner.graded.place(hit.file, hit.line)
             found.setdefault(hit.component or "*", []).append(
-                describe(hit.name, f"{runner.locate(hit.file, hit.line)}: {hit.spelled}"))
+                Use(hit.name, why(hit.name), hit.spelled, file, at, source_line(folder / hit.file, hit.line)))
             static.add((hit.component or "*", hit.name))
         for component, names in self.runtime_hits.items():
             for name in dict.fromkeys(names):
                 if (component, name) not in static:
-                    found.setdefault(component, []).append(describe(name, "called while your code ran"))
+                    found.setdefault(component, []).append(Use(name, why(name), when="while your code ran"))
         if runner is not None:
             for name in runner.import_hits:
-                found.setdefault("*", []).append(describe(name, "called while importing your file"))
+                found.setdefault("*", []).append(Use(name, why(name), when="while importing your file"))
         return found
 
 
@@ -289,6 +300,26 @@ def validate(item: pytest.Item, assignment: Assignment) -> None:
     if marked != is_hidden_file(file):
         raise ConfigError(file, check_id(item), "hidden checks live in *_hidden.py files and carry "
                                                 "pytest.mark.hidden; this one has only one of the two")
+
+
+def source_line(path: Path, line: int) -> str:
+    """Line `line` of a file of the submission ("" if it cannot be read)."""
+    try:
+        lines = re.split(r"\r\n?|\n", read_regular(path, 1 << 20).decode("utf-8", "replace"))
+    except OSError:
+        return ""
+    return lines[line - 1] if 0 < line <= len(lines) else ""
+
+
+def defined_names(path: Path) -> list[str]:
+    """The classes and functions the top level of the graded file defines, in order (what a misspelt
+    component would be); none if it cannot be read or parsed."""
+    try:
+        tree = ast.parse(read_regular(path, 1 << 20))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    kinds = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return list(dict.fromkeys(node.name for node in tree.body if isinstance(node, kinds)))
 
 
 def component_of(item: pytest.Item) -> str:

@@ -24,6 +24,20 @@ class StudentCodeError(CheckFailed):
     """The student's code raised while the check ran."""
 
 
+class MissingName(StudentCodeError):
+    """The student's module does not define a name the check asked for (a component's class, said once)."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class WrongValue(CheckFailed):
+    """One of the check's own steps (a helper such as `child.backward`, or torch's own operation) failed on a
+    value the student's code returned: the message names that value and what is wrong with it, never the
+    operation, which the student did not write."""
+
+
 @dataclass
 class StudentException:
     type: str
@@ -73,22 +87,26 @@ class Remote:
     def flush(self, handles: list[int]) -> dict:
         msg = {"reset": self.fresh, "seed": 0, "forbidden": self.forbidden, "ops": self.pending, "fetch": handles}
         self.fresh = False
-        exprs, self.pending, self.exprs = self.exprs, [], []
+        ops, exprs, self.pending, self.exprs = self.pending, self.exprs, [], []
         reply = self.runner.request_batch(msg)
         self.hits.extend(h for h in reply.get("forbidden", []) if h not in self.hits)
         error = reply.get("error")
         if error is not None:
-            raise self.explain(error, exprs)
+            raise self.explain(error, exprs, ops)
         return reply
 
-    def explain(self, error: dict, exprs: list[str]) -> CheckFailed:
+    def explain(self, error: dict, exprs: list[str], ops: list[dict]) -> CheckFailed:
         if error.get("op") is None:
             return CheckFailed(f"expected data back but got {error['message']}")
+        op = ops[error["op"]]
         expr = error.get("where") or exprs[error["op"]]
         if error["type"] == "ForbiddenCall":
             return StudentCodeError(f"{expr}: {error['message']}")
-        if error["type"] == "AttributeError" and expr == f"module.{exprs[error['op']].split('.')[-1]}":
-            return StudentCodeError(f"{self.module_name}.py does not define {expr.split('.')[-1]}")
+        if error["type"] == "AttributeError" and op["target"] == STUDENT and op["op"] == "getattr" \
+                and not error.get("traceback"):
+            return MissingName(f"{self.module_name}.py does not define {op['name']}", op["name"])
+        if error.get("step"):
+            return WrongValue(step_failed(error))
         if error["type"] == "NotImplementedError":
             return StudentCodeError(f"{expr} is not implemented yet ({error['message'] or 'NotImplementedError'})")
         text = f"{expr} raised {error['type']}: {error['message']}"
@@ -97,6 +115,30 @@ class Remote:
         exc = StudentCodeError(text)
         exc.student = StudentException(error["type"], error["types"], error["message"])
         return exc
+
+
+def step_failed(error: dict) -> str:
+    """Why one of the check's own steps failed, in terms of the student's value it worked on (kit.grader.child.
+    runtime sends the operands: their names in the student's terms, shapes and dtypes)."""
+    operands = error.get("operands", [])
+    theirs = next((o for o in operands if o["name"]), None)
+    if theirs is None:  # only the check's own values: a mistake in the suite, not the student's
+        return (f"this check failed on its own values ({error['type']}: {error['message']}); "
+                f"please tell your instructor")
+    name = f"a value this check computed from {theirs['name']}" if theirs["derived"] else theirs["name"]
+    if error["type"] == "WrongResult":  # a trusted helper said what is wrong (child.backward)
+        return f"{name} {error['message']}"
+    mine = next((o for o in operands if not o["name"] and o["shape"] is not None), None)
+    if theirs["shape"] is None:
+        return f"{name} is a {theirs['type']}, which this check cannot use ({error['type']}: {error['message']})"
+    if mine is not None and mine["shape"] != theirs["shape"] and not theirs["derived"]:
+        return f"{name} has shape {shape_text(theirs['shape'])}; expected {shape_text(mine['shape'])}"
+    return (f"this check could not use {name} (shape {shape_text(theirs['shape'])}, {theirs['dtype']}): "
+            f"{error['type']}: {error['message']}")
+
+
+def shape_text(shape: list[int]) -> str:
+    return "(" + ", ".join(map(str, shape)) + ("," if len(shape) == 1 else "") + ")"
 
 
 def _describe(value: Any) -> str:

@@ -1,8 +1,9 @@
 """The child's replies, checked against a strict schema before any grader code reads them.
 
 A reply is untrusted data: wire.py guarantees it is made of plain values, this module that
-it has exactly the expected fields with the expected types, and it cuts every text to the
-length the grader keeps. A reply that does not fit is treated like garbage on the pipe.
+it has the expected fields and no others (an error's location and operands may be left out),
+with the expected types, and it cuts every text to the length the grader keeps. A reply that
+does not fit is treated like garbage on the pipe.
 """
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import Any
 
 MAX_OUTPUT = 20_000  # characters of what the student's code printed, per reply
 MAX_TEXT = {"message": 2000, "traceback": 4000, "where": 200, "type": 100}
+MAX_SOURCE = 500  # characters of the line of source an error points at
+MAX_OPERANDS, MAX_DIMS = 8, 16
 SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -30,21 +33,64 @@ def _names(value: Any, name: str) -> list[str]:
     return [_text(v, name, 200) for v in value]
 
 
-def _fields(reply: Any, keys: set[str]) -> dict:
-    if not isinstance(reply, dict) or set(reply) != keys:
-        raise BadReply(f"expected the fields {sorted(keys)}")
+def _fields(reply: Any, keys: set[str], optional: frozenset[str] = frozenset()) -> dict:
+    if not isinstance(reply, dict) or not keys <= set(reply) <= keys | optional:
+        raise BadReply(f"expected the fields {sorted(keys)}" + (f" (and maybe {sorted(optional)})" if optional else ""))
     return reply
+
+
+def _int(value: Any, name: str, *, none: bool = False) -> int | None:
+    if none and value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 31:
+        raise BadReply(f"{name} is not a small whole number")
+    return value
+
+
+def _location(value: Any) -> dict | None:
+    """Where an error is in the student's files: a relative file name, a line, columns, the line of source."""
+    if value is None:
+        return None
+    loc = _fields(value, {"file", "line", "column", "end_column", "source"})
+    file = _text(loc["file"], "error.location.file", 500)
+    if not inside(file):
+        return None
+    return {"file": file, "line": _int(loc["line"], "error.location.line"),
+            "column": _int(loc["column"], "error.location.column", none=True),
+            "end_column": _int(loc["end_column"], "error.location.end_column", none=True),
+            "source": _text(loc["source"], "error.location.source", MAX_SOURCE)}
+
+
+def _operands(value: Any) -> list[dict]:
+    """The values a check's own failed step worked on: names in the student's terms, shapes, dtypes."""
+    if not isinstance(value, list) or len(value) > MAX_OPERANDS:
+        raise BadReply("error.operands is not a short list")
+    out = []
+    for o in value:
+        o = _fields(o, {"name", "derived", "shape", "dtype", "type"})
+        shape = o["shape"]
+        if shape is not None and (not isinstance(shape, list) or len(shape) > MAX_DIMS):
+            raise BadReply("error.operands.shape is not a short list")
+        out.append({"name": _text(o["name"], "error.operands.name", MAX_TEXT["where"]),
+                    "derived": _flag(o["derived"], "error.operands.derived"),
+                    "shape": None if shape is None else [_int(n, "error.operands.shape") for n in shape],
+                    "dtype": _text(o["dtype"], "error.operands.dtype", 40),
+                    "type": _text(o["type"], "error.operands.type", MAX_TEXT["type"])})
+    return out
 
 
 def _error(value: Any) -> dict | None:
     if value is None:
         return None
-    e = _fields(value, {"op", "fetch", "type", "types", "message", "traceback", "where"})
+    e = _fields(value, {"op", "fetch", "type", "types", "message", "traceback", "where"},
+                frozenset({"location", "step", "operands"}))
     for key in ("op", "fetch"):
         if e[key] is not None and (not isinstance(e[key], int) or isinstance(e[key], bool)):
             raise BadReply(f"error.{key} is not an index")
     return {"op": e["op"], "fetch": e["fetch"], "types": _names(e["types"], "error.types"),
-            **{key: _text(e[key], f"error.{key}", limit) for key, limit in MAX_TEXT.items()}}
+            **{key: _text(e[key], f"error.{key}", limit) for key, limit in MAX_TEXT.items()},
+            "location": _location(e.get("location")), "step": _flag(e.get("step", False), "error.step"),
+            "operands": _operands(e.get("operands", []))}
 
 
 def inside(path: str) -> bool:

@@ -17,6 +17,7 @@ from .child.wire import ChannelClosed, WireError, read_message, write_message
 from .course import Assignment
 from .graded import GradedFile, graded_file
 from .launch import CHILD_PACKAGE, ChildHandle, Launcher, SpawnRequest
+from .problems import import_failed
 from .report import Note
 
 MAX_RESTARTS = 3
@@ -144,7 +145,8 @@ class Runner:
                 child.hello = hello
                 return
             self.import_error = self.graded.relocate(hello["error"])
-            self.broken = import_error_message(self.filename, self.import_error)
+            self.broken = import_failed(self.filename, self.import_error, self.graded.place,
+                                        notebook=self.graded.source_map is not None)
         self.unusable = self.broken
         self.close()
         raise SubmissionBroken(self.broken)
@@ -157,13 +159,6 @@ class Runner:
         if self.restarts >= MAX_RESTARTS:
             self.broken = f"stopped after the process running your code failed {self.restarts} times (last: {how})"
         return how
-
-
-def import_error_message(filename: str, error: dict) -> str:
-    text = f"could not import {filename}: {error['type']}: {error['message']}"
-    if error.get("traceback"):
-        text += "\n" + error["traceback"].rstrip()
-    return text
 
 
 def open_runner(assignment: Assignment, submission: Path, launcher: Launcher) -> Runner:

@@ -397,7 +397,8 @@ def test_a_notebook_named_otherwise_is_graded_when_named(hw1, launcher, tmp_path
 def test_neither_file_is_a_clear_error(hw1, launcher, tmp_path):
     report = grade(hw1, tmp_path, launcher)
     assert report.score == 0
-    assert report.problems[0].message == f"my_linear.py (or hw1.ipynb) not found in {tmp_path.resolve()}"
+    first = report.problems[0].message.splitlines()[0]
+    assert first == f"my_linear.py (or hw1.ipynb) not found in {tmp_path.resolve()}"
 
 
 def test_the_private_folder_is_removed(hw1, tmp_path):

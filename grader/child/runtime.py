@@ -12,6 +12,7 @@ import builtins
 import hashlib
 import importlib.machinery
 import importlib.util
+import linecache
 import os
 import sys
 import threading
@@ -25,6 +26,11 @@ from .wire import ChannelClosed, Ref, WireError, read_message, write_message
 
 STUDENT, HELPERS = 0, 1  # the two root handles
 MAX_OUTPUT = 20_000  # characters of student output kept per batch
+MAX_OPERANDS = 8  # operands described when a check's own step fails
+
+
+class WrongResult(ValueError):
+    """A trusted helper refused a value the student's code returned (its message says what is wrong with it)."""
 
 
 class Helpers:
@@ -74,6 +80,23 @@ class Helpers:
         return {name: p.grad for name, p in m.named_parameters()}
 
     @staticmethod
+    def backward(output, grad: torch.Tensor) -> None:
+        """Backpropagate `grad` through the student's `output`, as `(output * grad).sum().backward()` would,
+        after checking that `output` is a tensor of `grad`'s shape, dtype and device that autograd can reach:
+        a wrong result fails here saying so, not in an operation the student never wrote (and a wrong
+        shape that broadcasts is never silently accepted)."""
+        if not isinstance(output, torch.Tensor):
+            raise WrongResult(f"is a {type(output).__qualname__}, not a tensor")
+        for what, got, want in (("shape", tuple(output.shape), tuple(grad.shape)), ("dtype", output.dtype, grad.dtype),
+                                ("device", output.device, grad.device)):
+            if got != want:
+                raise WrongResult(f"has {what} {_shown(got)}; expected {_shown(want)}")
+        if not output.requires_grad:
+            raise WrongResult("does not require grad: it is not computed from the inputs or parameters with "
+                              "operations autograd can follow (was something detached, or computed under no_grad?)")
+        output.backward(grad)
+
+    @staticmethod
     def autocast(fn, *args, device_type: str = "cuda", dtype=torch.float16):
         with torch.autocast(device_type=device_type, dtype=dtype):
             return fn(*args)
@@ -113,10 +136,12 @@ class Runtime:
         self.trusted: set[int] = set()
         self.device: Device = helpers.device
         self.preloading: threading.Thread | None = None  # device.preload_soon's, until the first batch
+        self.made: dict[int, dict] = {}  # handle -> the operation that made it, to name values when a step fails
 
     def reset(self, seed: int) -> None:
         self.objects = dict(self.roots)
         self.trusted = {HELPERS}
+        self.made = {}
         self.guard.hits.clear()
         self.device.reset()
         torch.manual_seed(seed)
@@ -144,6 +169,7 @@ class Runtime:
         else:
             raise ValueError(f"unknown operation {kind!r}")
         self.objects[op["result"]] = result
+        self.made[op["result"]] = op
         if op["target"] in self.trusted:
             self.trusted.add(op["result"])
         else:
@@ -170,8 +196,7 @@ class Runtime:
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)) and not untrusted:
                     raise
                 self.device.saw(exc)
-                reply["error"] = self.describe(exc, index)
-                reply["error"]["where"] = where(op, self.objects.get(op["target"]))
+                reply["error"] = self.describe(exc, index, op)
                 break
         self.guard.inner = None  # results are fetched as they are
         if reply["error"] is None:
@@ -191,24 +216,136 @@ class Runtime:
         reply["forbidden"] = list(dict.fromkeys(self.guard.hits))
         return reply
 
-    def describe(self, exc: BaseException, index: int) -> dict:
-        """The student-facing facts of an exception: only the student's frames, named relative to their folder."""
-        frames = []
+    def describe(self, exc: BaseException, index: int, op: dict | None = None) -> dict:
+        """The student-facing facts of an exception: only the student's frames, named relative to their folder;
+        where it happened (a SyntaxError's line and column, else the innermost frame of the student's);
+        and, when the operation that failed was the check's own step on a value of the student's, its operands."""
+        frames, lines = [], []
         for f in traceback.extract_tb(exc.__traceback__):
-            path = os.path.realpath(f.filename)
-            if path.startswith(self.student_dir + os.sep):
-                frames.append(traceback.FrameSummary(os.path.relpath(path, self.student_dir), f.lineno, f.name,
-                                                     line=f.line))
-        info = error_info(exc, op=index, traceback="".join(traceback.format_list(frames)) if frames else "")
+            relative = self.relative(f.filename)
+            if relative is not None:  # the line as it is in the file: traceback's carets count from its start
+                lines.append(linecache.getline(f.filename, f.lineno) if f.lineno else "")
+                frames.append(traceback.FrameSummary(relative, f.lineno, f.name, line=lines[-1] or f.line,
+                                                     end_lineno=f.end_lineno, colno=f.colno, end_colno=f.end_colno))
+        location, message = None, str(exc)
+        if isinstance(exc, SyntaxError) and exc.lineno and self.relative(exc.filename or "") is not None:
+            same_line = exc.end_lineno in (None, exc.lineno)
+            location = place(self.relative(exc.filename), exc.lineno, exc.offset, exc.end_offset if same_line else None,
+                             (exc.text or "").rstrip("\r\n"))
+            message = exc.msg
+        elif frames:
+            f, line = frames[-1], lines[-1].rstrip("\r\n")
+            same_line = f.end_lineno == f.lineno
+            location = place(f.filename, f.lineno, _column(line, f.colno),
+                             _column(line, f.end_colno) if same_line else None, line)
+        info = error_info(exc, op=index, traceback="".join(traceback.format_list(frames)) if frames else "",
+                          message=message, location=location)
         hint = no_cuda_hint(exc)
         if hint:
             info["message"] = f"{info['message'][:1000]}\n  {hint}"
+        if op is not None:
+            target = self.objects.get(op["target"])
+            info["where"] = where(op, target)
+            if not frames and self.is_step(op, target):
+                info["step"] = True
+                info["operands"] = self.operands(op, target)
         return info
 
+    def relative(self, filename: str) -> str | None:
+        """`filename` relative to the student's folder, or None if it is not in it."""
+        path = os.path.realpath(filename) if filename else ""
+        return os.path.relpath(path, self.student_dir) if path.startswith(self.student_dir + os.sep) else None
 
-def error_info(exc: BaseException, *, op: int | None, fetch: int | None = None, traceback: str = "") -> dict:
+    # -- naming the student's values when one of the check's own steps fails on them -----------------------
+
+    def is_step(self, op: dict, target) -> bool:
+        """Whether `op` is the check's own step rather than the student's code: a trusted helper, or torch's (or a
+        container's) own operation on a value (callers also require that no frame of the student's ran)."""
+        if op["target"] in self.trusted:
+            return True
+        if op["op"] in ("getattr", "getitem"):
+            return isinstance(target, (torch.Tensor, tuple, list, dict))
+        return op["op"] == "call" and torch_method(target) is not None
+
+    def operands(self, op: dict, target) -> list[dict]:
+        """The values a failed step worked on, each named in the student's terms when it came from their code."""
+        values: list[tuple[int | None, object]] = []  # (handle, value)
+        if op["op"] == "call":
+            owner = torch_method(target)
+            if owner is not None:
+                values.append((self.made.get(op["target"], {}).get("target"), owner))
+            values += [(a.handle if isinstance(a, Ref) else None, self.resolve(a)) for a in op["args"]]
+        else:
+            values.append((op["target"], target))
+        out = []
+        for handle, value in values[:MAX_OPERANDS]:
+            name, derived = self.name_of(handle) if handle is not None else ("", False)
+            tensor = isinstance(value, torch.Tensor)
+            out.append({"name": name, "derived": derived, "shape": list(value.shape) if tensor else None,
+                        "dtype": str(value.dtype).removeprefix("torch.") if tensor else "",
+                        "type": type(value).__qualname__})
+        return out
+
+    def name_of(self, handle: int, depth: int = 0) -> tuple[str, bool]:
+        """("MultiHeadAttention.forward(...)[0]", False) for a value the student's code returned, or part of one;
+        (that name, True) for a value the check computed from one; ("", False) for the check's own values."""
+        op = self.made.get(handle)
+        if op is None or depth > 50:
+            return "", False
+        source, target = op["target"], self.objects.get(op["target"])
+        if source == STUDENT:
+            return (op["name"], False) if op["op"] == "getattr" else ("", False)
+        if source in self.trusted or (op["op"] == "call" and torch_method(target) is not None):
+            owner = None if source in self.trusted else self.made.get(source, {}).get("target")
+            for h in (owner, *(a.handle for a in op.get("args", ()) if isinstance(a, Ref))):
+                name = self.name_of(h, depth + 1)[0] if h is not None else ""
+                if name:
+                    return name, True
+            return "", False
+        if op["op"] in ("getattr", "getitem") and isinstance(target, (torch.Tensor, tuple, list, dict)):
+            name, derived = self.name_of(source, depth + 1)
+            if not name:
+                return "", False
+            key = op.get("key")
+            part = f".{op['name']}" if op["op"] == "getattr" else \
+                f"[{key!r}]" if isinstance(key, (int, str)) and len(repr(key)) <= 20 else "[...]"
+            return name + part, derived
+        return where(op, target), False
+
+
+def torch_method(target):
+    """The tensor whose own torch method `target` is (`out.sum`, `out.__mul__`), or None."""
+    owner = getattr(target, "__self__", None)
+    name = getattr(target, "__name__", None)
+    if isinstance(owner, torch.Tensor) and isinstance(name, str) and \
+            getattr(type(owner), name, None) is getattr(torch.Tensor, name, object()):
+        return owner
+    return None
+
+
+def place(file: str, line: int, column: int | None, end_column: int | None, source: str) -> dict:
+    """Where in the student's files an error is; columns count characters from 1, as a SyntaxError's offset does."""
+    return {"file": file, "line": int(line), "column": column, "end_column": end_column, "source": source[:500]}
+
+
+def _column(line: str, byte_offset: int | None) -> int | None:
+    """A traceback's byte offset into `line` as a column counted in characters from 1."""
+    if byte_offset is None:
+        return None
+    return len(line.encode("utf-8")[:byte_offset].decode("utf-8", "replace")) + 1
+
+
+def _shown(value) -> str:
+    if isinstance(value, tuple):
+        return "(" + ", ".join(map(str, value)) + ("," if len(value) == 1 else "") + ")"
+    return str(value).removeprefix("torch.")
+
+
+def error_info(exc: BaseException, *, op: int | None, fetch: int | None = None, traceback: str = "",
+               message: str | None = None, location: dict | None = None) -> dict:
     return {"op": op, "fetch": fetch, "type": type(exc).__name__, "types": [c.__name__ for c in type(exc).__mro__],
-            "message": str(exc)[:2000], "traceback": traceback[-4000:], "where": ""}
+            "message": (str(exc) if message is None else message)[:2000], "traceback": traceback[-4000:], "where": "",
+            "location": location, "step": False, "operands": []}
 
 
 def where(op: dict, target) -> str:
