@@ -67,7 +67,8 @@ def anchor(got, inits, source, steps, what, **hp):
     (or show only an update mistake graded elsewhere): a feature judged by comparing the optimizer with
     itself means something only on an update that is Adam's."""
     mistakes = GRADED_ELSEWHERE + (DECAY_MISTAKES if hp.get("weight_decay") else ())
-    candidates = [ref.torch_adam(inits, source, steps, **hp)[0][-1]]
+    # Adam by hand (what torch.optim.Adam computes): torch.optim itself would import torch._dynamo here
+    candidates = [ref.hand_adam(inits, source, steps, **hp)[-1]]
     candidates += [ref.hand_adam(inits, source, steps, mistake=m, **hp)[-1] for m in mistakes]
     if any(close(got, c) for c in candidates):
         return
