@@ -27,10 +27,19 @@ def linear(in_features=5, out_features=3, bias=True, seed=0, device="cpu", x_sha
             "weight.grad": ref.weight.grad, "bias.grad": ref.bias.grad if bias else None}
 
 
+NO_BIAS = "with bias=False, `bias` must be None (self.register_parameter('bias', None))"
+
+
 def copy_of(student, state):
-    """The student's layer holding the reference's weights (a state_dict), in float64."""
+    """The student's layer holding the reference's weights (a state_dict), in float64.
+
+    With bias=False, `bias` must be None before anything is loaded: otherwise the strict
+    load_state_dict would fail on a missing 'bias' key, which names a symptom, not the mistake.
+    """
     out_features, in_features = state["weight"].shape
     m = student.MyLinear(in_features, out_features, bias="bias" in state)
+    if "bias" not in state and fetch(m.bias, finite=False) is not None:
+        fail(NO_BIAS)
     m = m.to(device=state["weight"].device, dtype=F64)
     m.load_state_dict(state)
     return m
@@ -91,9 +100,7 @@ def test_no_bias(student, child):
     """bias=False: no bias parameter, output is x @ weight.T"""
     ref = linear(bias=False)
     m = copy_of(student, ref["state"])
-    bias, keys, out = fetch(m.bias, child.list(m.state_dict()), m(ref["x"]))
-    if bias is not None:
-        fail("with bias=False, self.bias should be None (register_parameter('bias', None))")
+    keys, out = fetch(child.list(m.state_dict()), m(ref["x"]))
     if keys != ["weight"]:
         fail(f"with bias=False, state_dict() should hold only 'weight', not {keys}")
     assert_close(out, ref["output"], name="output")
@@ -122,22 +129,37 @@ def test_init_bounds(student):
             fail(f"{name} has values up to {t.abs().max():.4g}, outside ±1/sqrt(in_features) = ±{bound:.4g}")
 
 
-def test_init_uniform(student):
-    """initial weights are spread uniformly (not constant, not normal)"""
-    in_features = 400
-    weight = fetch(student.MyLinear(in_features, 50).weight).double()
-    bound = 1 / math.sqrt(in_features)
-    if weight.std() == 0:
-        fail("all initial weights are equal: initialise them randomly, uniform in ±1/sqrt(in_features)")
-    if abs(weight.mean()) > 0.05 * bound:
-        fail(f"initial weights have mean {weight.mean():.3g}, expected about 0")
+def uniform_problem(name: str, t: torch.Tensor, bound: float) -> str | None:
+    """What keeps `t` from looking uniform in ±bound: its spread first (a normal draw is far too wide,
+    a constant has none), then its mean, then empty ranges; None if nothing."""
+    t = t.double().flatten()
     want_std = bound / math.sqrt(3)
-    if not 0.9 * want_std < weight.std() < 1.1 * want_std:
-        fail(f"initial weights have standard deviation {weight.std():.3g}; uniform in ±{bound:.3g} gives "
-             f"{want_std:.3g}")
-    counts = torch.histc(weight, bins=10, min=-bound, max=bound)
+    if t.std() == 0:
+        return (f"all initial {name} values are equal ({t[0].item():.4g}): initialise them randomly, "
+                f"uniform in ±1/sqrt(in_features)")
+    if not 0.9 * want_std < t.std() < 1.1 * want_std:
+        ratio = t.std().item() / want_std
+        hint = (f" ({ratio:.0f}× too wide: drawn from a normal distribution (randn)? use uniform_(-bound, bound))"
+                if ratio > 3 else "")
+        return (f"initial {name} values have standard deviation {t.std():.3g}; uniform in ±{bound:.3g} gives "
+                f"{want_std:.3g}{hint}")
+    if abs(t.mean()) > 0.05 * bound:
+        return f"initial {name} values have mean {t.mean():.3g}, expected about 0"
+    counts = torch.histc(t, bins=10, min=-bound, max=bound)
     if counts.min() < 0.7 * counts.mean():
-        fail("initial weights are not uniform in ±1/sqrt(in_features) (some ranges are nearly empty)")
+        return f"initial {name} values are not uniform in ±1/sqrt(in_features) (some ranges are nearly empty)"
+    return None
+
+
+def test_init_uniform(student):
+    """initial weight and bias are spread uniformly in ±1/sqrt(in_features) (not constant, not normal, not zeros)"""
+    weight, bias = fetch(student.MyLinear(400, 50).weight, student.MyLinear(100, 4000).bias)
+    for name, t, bound in (("weight", weight, 1 / math.sqrt(400)), ("bias", bias, 1 / math.sqrt(100))):
+        if t is None:
+            fail(f"{name} is None")
+        problem = uniform_problem(name, t, bound)
+        if problem:
+            fail(problem)
 
 
 def test_parameters_registered(student, child):

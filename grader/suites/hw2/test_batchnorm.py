@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch import nn
 
-from kit.grader.suite import OnDevice, assert_close, fail, fetch, reference, student_raises
+from kit.grader.suite import CheckFailed, OnDevice, assert_close, fail, fetch, reference, student_raises
 
 pytestmark = pytest.mark.component("MyBatchNorm2d")
 
@@ -27,6 +27,8 @@ F64 = torch.float64
 C = 3
 SHAPE = (2, C, 2, 2)  # N·H·W = 8 values per channel: unbiased variance = 8/7 · biased variance
 BIASED = "running_var uses the unbiased batch variance (n/(n-1) · biased variance, n = N·H·W)"
+GRAD_MODE = ("the mode is chosen with torch.is_grad_enabled() instead of self.training: whether autograd is on "
+             "says nothing about training; model.train() and model.eval() set self.training")
 
 # --- data and references (all float64, computed here in the grader) -----------------------------
 
@@ -297,29 +299,61 @@ def test_eval_output(student, child):
     if not isinstance(rm, torch.Tensor) or not isinstance(rv, torch.Tensor):
         fail("running_mean and running_var should be tensors after training steps")
     mean, var, _ = stats(x)
+    batch_stats = normalise(x, mean, var, params=params)
+    cause = ("eval mode normalised with the batch statistics: when not self.training, use running_mean and "
+             "running_var")
+    if matches(y, batch_stats):  # the same layer in eval mode without autograd: does its output change?
+        try:
+            y_grad, y_no_grad = fetch(m(x), child.suite.call_without_grad(m, x), finite=False)
+        except CheckFailed:
+            y_grad = y_no_grad = None
+        if isinstance(y_no_grad, torch.Tensor) and not matches(y_no_grad, y_grad):
+            cause = f"{GRAD_MODE} (in eval mode with autograd on, the batch statistics were used)"
     assert_close(y, normalise(x, rm.cpu().double(), rv.cpu().double(), params=params),
-                 name="output in eval mode", mistakes={
-                     "eval mode normalised with the batch statistics: when not self.training, use "
-                     "running_mean and running_var": normalise(x, mean, var, params=params),
-                 })
+                 name="output in eval mode", mistakes={cause: batch_stats})
 
 
 @pytest.mark.points(1)
 def test_eval_keeps_buffers(student, child):
-    """forward in eval mode changes none of running_mean, running_var, num_batches_tracked"""
+    """forward in eval mode (with and without autograd) changes none of running_mean, running_var,
+    num_batches_tracked, which training changed"""
     xs, gs = batches()
     x = batches(steps=1, seed=7)[0][0] + 1.0
     m, _, _ = on_student(student, child, xs, gs)
-    before = [m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()]
+    names = ["running_mean", "running_var", "num_batches_tracked"]
+    before = [getattr(m, name).clone() for name in names]
     m.eval()
+    child.suite.call_without_grad(m, x)
+    middle = [getattr(m, name).clone() for name in names]
     m(x)
     m(x)
-    after = [m.running_mean, m.running_var, m.num_batches_tracked]
-    got = fetch(*before, *after)
-    for name, old, new in zip(["running_mean", "running_var", "num_batches_tracked"], got[:3], got[3:]):
+    after = [getattr(m, name) for name in names]
+    got = fetch(*before, *middle, *after)
+    if not isinstance(got[0], torch.Tensor) or torch.equal(got[0].cpu(), torch.zeros_like(got[0].cpu())):
+        fail("running_mean did not change in three training steps, so keeping it in eval mode proves nothing: "
+             "update the running statistics in training mode (running_mean grades the update)")
+    for name, old, mid, new in zip(names, got[:3], got[3:6], got[6:]):
         if not isinstance(new, torch.Tensor) or not torch.equal(new.cpu(), old.cpu()):
+            only_grad = isinstance(mid, torch.Tensor) and torch.equal(mid.cpu(), old.cpu())
+            hint = f" (it changes only when autograd is on: {GRAD_MODE})" if only_grad else ""
             fail(f"{name} changed in eval mode (before: {old}, after: {new}): update the running statistics "
-                 "only when self.training is True")
+                 f"only when self.training is True{hint}")
+
+
+@pytest.mark.points(1)
+def test_train_no_grad(student, child):
+    """training mode under torch.no_grad() still normalises with the batch statistics"""
+    xs, _ = batches(steps=1)
+    params = affine_params()
+    want = torch_steps(1, affine_seed=1)["outputs"][0]
+    m = student.MyBatchNorm2d(C).to(dtype=F64)
+    m.load_state_dict(params, strict=False)
+    m.train()
+    y = fetch(child.suite.call_without_grad(m, xs[0]))
+    assert_close(y, want, name="output in training mode under torch.no_grad()", mistakes={
+        f"normalised with the running statistics under torch.no_grad(): {GRAD_MODE}":
+            normalise(xs[0], torch.zeros(C, dtype=F64), torch.ones(C, dtype=F64), params=params),
+    })
 
 
 # --- constructor options ---------------------------------------------------------------------------------

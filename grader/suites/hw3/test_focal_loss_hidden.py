@@ -48,17 +48,19 @@ def test_hidden_gamma_half(student, child):
     """gamma=0.5 with moderate logits (p_t well below 1): per-element values and gradients"""
     logits, target, g = public.data(seed=22, scale=1.0)
     want = public.expected(seed=22, scale=1.0, upstream=True, gamma=0.5, reduction="none")
-    public.compare(student, child, logits, target, g, want=want, what="gamma=0.5", gamma=0.5, reduction="none")
+    detached = public.focal_and_grad(logits, target, g, gamma=0.5, reduction="none", detach_focal=True)[1]
+    public.compare(student, child, logits, target, g, want=want, what="gamma=0.5", focal_grad=True, grad_mistakes={
+        "the focal term (1 - p_t)^gamma was detached: the gradient must flow through it too": detached,
+    }, gamma=0.5, reduction="none")
 
 
 @pytest.mark.points(1)
 def test_hidden_spatial_3d(student, child):
     """logits (N, C, d1, d2, d3) with targets (N, d1, d2, d3)"""
     logits, target, g = public.data(shape=(2, public.C, 2, 3, 2), seed=23)
-    want = public.expected(shape=(2, public.C, 2, 3, 2), seed=23, upstream=True, gamma=2.0,
-                           alpha=tuple(public.ALPHA), reduction="none")
+    want = public.expected(shape=(2, public.C, 2, 3, 2), seed=23, upstream=True, gamma=2.0, reduction="none")
     public.compare(student, child, logits, target, g, want=want, what="logits (2, 5, 2, 3, 2)", gamma=2.0,
-                   alpha=public.ALPHA, reduction="none")
+                   reduction="none")
 
 
 @pytest.mark.points(1)

@@ -72,8 +72,9 @@ def hand_adam(inits, source, steps: int, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-
 
     mistakes: no_bias_correction, off_by_one (bias corrections use t + 1), eps_in_sqrt
     (sqrt(v_hat + eps)), eps_hat (eps added before dividing by sqrt(1 - beta2^t)), adamw
-    (decoupled decay), amsgrad_ignored, amsgrad_corrected_max (max over v_hat),
-    amsgrad_uncorrected (the max is not bias corrected), eps_ignored.
+    (decoupled decay), decay_after_step (param *= 1 - lr * weight_decay after the update),
+    amsgrad_ignored, amsgrad_corrected_max (max over v_hat), amsgrad_uncorrected (the max is not
+    bias corrected), eps_ignored.
     """
     b1, b2 = betas
     params = [p.clone() for p in inits]
@@ -87,7 +88,7 @@ def hand_adam(inits, source, steps: int, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-
             if g is None:
                 continue
             p = params[i]
-            if weight_decay:
+            if weight_decay and mistake != "decay_after_step":
                 if mistake == "adamw":
                     p.mul_(1 - lr * weight_decay)
                 else:
@@ -116,6 +117,8 @@ def hand_adam(inits, source, steps: int, *, lr=1e-3, betas=(0.9, 0.999), eps=1e-
             else:
                 denom = second.sqrt() / math.sqrt(bc2) + eps
             params[i] = p - lr / bc1 * m[i] / denom
+            if weight_decay and mistake == "decay_after_step":
+                params[i] = params[i] * (1 - lr * weight_decay)
         out.append([p.clone() for p in params])
     return out
 

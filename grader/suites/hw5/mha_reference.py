@@ -55,6 +55,23 @@ def expected_shapes(embed_dim: int, bias: bool = True) -> dict[str, tuple[int, .
     return shapes
 
 
+def assert_shapes(shapes: dict[str, tuple[int, ...]], embed_dim: int, bias: bool = True, *, what: str) -> None:
+    """The student's parameter shapes against expected_shapes, each wrong size named with the size it
+    should have (before any state_dict is loaded, whose error would only list keys)."""
+    want = expected_shapes(embed_dim, bias)
+    problems = [f"{name} has shape {shapes[name]}, expected {size} (embed_dim = {embed_dim})"
+                for name, size in want.items() if name in shapes and tuple(shapes[name]) != size]
+    missing = [name for name in want if name not in shapes]
+    extra = [name for name in shapes if name not in want]
+    if missing:
+        problems.append(f"missing parameters: {', '.join(missing)}")
+    if extra:
+        problems.append(f"unexpected parameters: {', '.join(extra)}")
+    if problems:
+        fail(f"{what}: " + "; ".join(problems) + ". q_proj, k_proj, v_proj and out_proj are each "
+             "nn.Linear(embed_dim, embed_dim" + (")" if bias else ", bias=False)"))
+
+
 @reference
 def weights(embed_dim: int = 8, num_heads: int = 2, *, bias: bool = True, seed: int = 0,
             device: str = "cpu") -> dict[str, torch.Tensor]:
@@ -115,15 +132,41 @@ def expected(embed_dim: int = 8, num_heads: int = 2, *, seed: int = 0, bias: boo
     return (scaled_by_embed_dim if scale_mistake else run_reference)(ref, q, k, v, up, **kwargs)
 
 
-def run_student(student, child, m, q, k, v, up, **kwargs) -> dict:
+def run_student(student, child, m, q, k, v, up, keys=("output", "weights", "query.grad", "key.grad",
+                                                    "value.grad", "grads"), **kwargs) -> dict:
     """Output, per-head weights and every gradient of sum(output * up) from the student's module `m`
-    (see student_copy), in one round trip."""
+    (see student_copy). The output's shape is checked first (one round trip), so nothing is computed
+    from an output of the wrong shape; when `keys` asks only for the weights, no backward runs."""
     leaves = [child.leaf(t) for t in (q, k, v)]
     result = m(*leaves, **kwargs)
     out, weights = result[0], result[1]
+    shape = tuple(fetch(out.shape, finite=False))
+    want = tuple(up.shape)
+    if shape != want and set(keys) != {"weights"}:
+        n, l, e = want
+        hint = " (sequence-first: transpose back to batch_first)" if shape == (l, n, e) else ""
+        fail(f"the output has shape {shape}, expected (N, L, E) = {want}{hint}")
+    if set(keys) == {"weights"}:
+        return {"weights": fetch(weights, finite=False)}
     (out * up).sum().backward()
     got = fetch(out, weights, leaves[0].grad, leaves[1].grad, leaves[2].grad, child.grads(m), finite=False)
     return dict(zip(("output", "weights", "query.grad", "key.grad", "value.grad", "grads"), got))
+
+
+def assert_output(got, case: dict, *, what: str) -> None:
+    """The student's output against nn.MultiheadAttention's for `case` (expected's keywords): the anchor of
+    the checks that compare the student with itself (need_weights, dropout, a second call). An output
+    showing only the scale mistake passes here: self_attention and the other value checks grade it."""
+    want = expected(**case)["output"]
+    scaled = expected(**case, scale_mistake=True)["output"]
+    if isinstance(got, torch.Tensor) and got.shape == scaled.shape and torch.allclose(got, scaled, rtol=1e-7,
+                                                                                       atol=1e-7):
+        return
+    if isinstance(got, torch.Tensor) and got.shape != want.shape:
+        n, l, e = want.shape
+        hint = " (sequence-first: transpose back to batch_first)" if tuple(got.shape) == (l, n, e) else ""
+        fail(f"{what}: the output has shape {tuple(got.shape)}, expected (N, L, E) = {tuple(want.shape)}{hint}")
+    assert_close(got, want, name=f"{what}: output (against nn.MultiheadAttention)")
 
 
 def compare(got: dict, want: dict, keys=("output", "weights"), mistakes: dict | None = None) -> None:

@@ -123,11 +123,14 @@ def stages(state: dict) -> list[list[str]]:
 
 
 def features(state: dict, x: torch.Tensor, training: bool, mistake: str | None = None) -> list[torch.Tensor]:
-    """[stem output, layer1 output, ..., layer4 output]; `state`'s running statistics are left as they were."""
+    """[stem output, layer1 output, ..., layer4 output]; `state`'s running statistics are left as they were.
+    `mistake`: "stride_on_conv2" (see block_forward) or "layer4_stride_1" (layer4 keeps the resolution)."""
     state = {k: v.clone() if k.endswith(("running_mean", "running_var")) else v for k, v in state.items()}
     y = F.relu(_norm(state, "bn1", F.conv2d(x, state["conv1.weight"], padding=1), training))
     out = [y]
-    for (_, stride), prefixes in zip(STAGES, stages(state)):
+    for stage, ((_, stride), prefixes) in enumerate(zip(STAGES, stages(state)), start=1):
+        if stage == 4 and mistake == "layer4_stride_1":
+            stride = 1
         for i, prefix in enumerate(prefixes):
             y = block_forward(state, prefix, y, stride if i == 0 else 1, training, mistake)
         out.append(y)

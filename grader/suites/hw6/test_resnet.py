@@ -272,7 +272,22 @@ def test_gradients(student, child):
 
 @resnet
 def test_sgd_reduces_loss(student, child):
-    """two SGD steps on a fixed batch of 4 images at least halve the cross-entropy loss"""
+    """two SGD steps on a fixed batch of 4 images at least halve the cross-entropy loss (of a network whose
+    train-mode logits are the reference's)"""
+    # anchor: a falling loss means something only for a network that computes the right function. A layout
+    # that differs from the reference's (state_dict_keys grades it) or a stride mistake (feature_shapes and
+    # the value checks grade and name it) is accepted here; any other wrong forward is not.
+    layout = fetch(child.suite.shapes(student.ResNet(student.BasicBlock, list(SMALL)).state_dict()))
+    if layout == dict(R.layout(SMALL, 10)):
+        x, _ = images(2, seed=1)
+        m = student_net(student, child, SMALL)
+        m.train()
+        logits = fetch(m(x))
+        elsewhere = [net_reference(True, mistake)["output"] for mistake in ("stride_on_conv2", "layer4_stride_1")]
+        if not any(isinstance(logits, torch.Tensor) and logits.shape == wrong.shape
+                   and torch.allclose(logits, wrong, rtol=1e-7, atol=1e-7) for wrong in elsewhere):
+            close(logits, net_reference(True)["output"], "logits in train mode, before any SGD step (a falling "
+                  "loss is judged only on a network that computes the reference's function)")
     g = torch.Generator().manual_seed(11)
     x = torch.randn(4, 3, 32, 32, generator=g)
     y = torch.tensor([0, 1, 2, 3])
