@@ -48,6 +48,15 @@ class OnDevice:
         """A bool mask on the device (True: not allowed): causal, or the last key masked."""
         return self.child.device.mask(*shape, causal=causal)
 
+    def accepts(self, made: Proxy) -> bool:
+        """Whether the student's code could make `made` (a module or optimizer built with an optional feature,
+        such as a per-class alpha): a feature it lacks is graded by that feature's checks, not again here."""
+        try:
+            fetch(self.child.typename(made))
+        except StudentCodeError:
+            return False
+        return True
+
     def expect(self, what: str, **named: Proxy) -> None:
         """Run what the check recorded; fail if it mixed devices or left any of `named` (tensors, modules,
         optimizers, lists of them) off the device. `what` says what ran ("forward and backward")."""

@@ -550,6 +550,8 @@ def test_device_placement(student, child):
     for hp in ({"lr": 0.1}, {"lr": 0.1, "weight_decay": 0.01, "amsgrad": True}):
         ps = [child.param(dev.randn(*shape)) for shape in SHAPES]
         opt = student.AdamOptimizer(ps, **hp)
+        if "amsgrad" in hp and not dev.accepts(opt):
+            continue  # an Adam without AMSGrad loses the AMSGrad checks only
         for _ in range(2):
             child.suite.set_grads(ps, [dev.randn(*shape) for shape in SHAPES])
             opt.step()

@@ -213,7 +213,7 @@ def test_device_placement(student, child):
         q, k, v = (dev.randn(n, t, e, requires_grad=True) for t in (l, s, s))
         result = m(q, k, v, **masks)
         out, weights = result[0], result[1]
-        out.backward(dev.randn(n, l, e))
+        out.sum().backward()  # whatever its shape: the output's shape is graded by the other checks
         setting = f"dropout={dropout}" + "".join(f", {name}" for name in masks)
         dev.expect(f"forward and backward ({setting})", output=out, weights=weights,
                    **{"query.grad": q.grad, "key.grad": k.grad, "value.grad": v.grad, "MultiHeadAttention": m})
