@@ -85,7 +85,7 @@ class Probe(nn.Module):
             token = _Token()
             self._graphs.append(weakref.ref(token))
             out = _Keep.apply(out, token)
-        return out
+        return out.as_subclass(Valueless) if out.is_meta else out
 
     def _alive(self, allowed=1):
         """How many earlier forwards' graphs are alive; above `allowed`, counted again after collecting cycles."""
@@ -102,6 +102,27 @@ class Probe(nn.Module):
     def state(self):
         """Copies of every parameter and buffer, by name."""
         return {name: t.detach().clone() for name, t in [*self.named_parameters(), *self.named_buffers()]}
+
+
+class Valueless(torch.Tensor):
+    """The model's output on the emulated device (`meta`: shapes, no values). A loop reads numbers from it
+    only to report them (loss.item(), (pred == y).sum().item()); here they are 0, so that the device check
+    runs the whole loop instead of stopping at the first number (whatever is computed from this tensor is
+    a Valueless too). On a real GPU the output is a plain tensor."""
+
+    def item(self):
+        return False if self.dtype == torch.bool else 0 if not self.is_floating_point() else 0.0
+
+    def tolist(self):
+        return torch.zeros(self.shape, dtype=self.dtype).tolist()
+
+    def __float__(self):
+        return 0.0
+
+    def __int__(self):
+        return 0
+
+    __index__ = __int__
 
 
 def sgd_update(params, lr):
