@@ -23,14 +23,14 @@ def test_device_placement(student, child, component):
         cases = [("defaults", student.MyGroupNorm(3, 6), (2, 6, 3, 4)),
                  ("affine=False", student.MyGroupNorm(2, 6, affine=False), (2, 6, 5))]
     else:
-        cases = [("p=0.3, training", student.MyDropout(0.3), (4, 5)),
-                 ("p=1, training", student.MyDropout(1.0), (4, 5))]
+        cases = [("p=0.3, training", student.MyDropout(0.3), (4, 5))]
     for setting, m, shape in cases:
         m = m.to(dev.name)
         x = dev.randn(*shape, requires_grad=True)
         y = m(x * 1.0)  # an activation, as the layer sees one: changing it in place keeps autograd working
         y.backward(dev.randn(*shape))
         dev.expect(f"forward and backward ({setting})", output=y, **{"x.grad": x.grad, component: m})
-    if component == "MyDropout":
+    if component == "MyDropout":  # p = 1 may give zeros that are not part of a graph: forward only
+        dev.expect("forward (p=1, training)", output=student.MyDropout(1.0).to(dev.name)(dev.randn(4, 5)))
         m.eval()
         dev.expect("eval mode", eval_output=m(dev.randn(4, 5)))
