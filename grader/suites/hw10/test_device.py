@@ -20,7 +20,7 @@ def test_device_placement(student, child, component):
     for reduction in ("mean", "sum", "none"):
         if component == "LabelSmoothingCrossEntropy":
             loss_fn = student.LabelSmoothingCrossEntropy(smoothing=0.1, reduction=reduction, ignore_index=2)
-            x, target, out_shape = dev.randn(N, C, 3, requires_grad=True), dev.randint(C, N, 3), (N, 3)
+            x, target, out_shape = dev.randn(N, C, requires_grad=True), dev.randint(C, N), (N,)
         else:
             loss_fn = student.HuberLoss(delta=0.5, reduction=reduction)
             x, target, out_shape = dev.randn(N, 3, requires_grad=True), dev.randn(N, 3), (N, 3)

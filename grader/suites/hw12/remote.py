@@ -106,21 +106,37 @@ class Probe(nn.Module):
 
 class Valueless(torch.Tensor):
     """The model's output on the emulated device (`meta`: shapes, no values). A loop reads numbers from it
-    only to report them (loss.item(), (pred == y).sum().item()); here they are 0, so that the device check
-    runs the whole loop instead of stopping at the first number (whatever is computed from this tensor is
-    a Valueless too). On a real GPU the output is a plain tensor."""
+    only to report them (loss.item(), (pred == y).sum().item(), loss.detach().cpu()); here they are zeros,
+    so that the device check runs the whole loop instead of stopping at the first number (whatever is
+    computed from this tensor is a Valueless too). On a real GPU the output is a plain tensor."""
+
+    def values(self) -> torch.Tensor:
+        """What reading this tensor gives: zeros of its shape and dtype, on the CPU."""
+        return torch.zeros(self.shape, dtype=self.dtype)
 
     def item(self):
-        return False if self.dtype == torch.bool else 0 if not self.is_floating_point() else 0.0
+        return self.values().item()
 
     def tolist(self):
-        return torch.zeros(self.shape, dtype=self.dtype).tolist()
+        return self.values().tolist()
+
+    def numpy(self, *args, **kwargs):
+        return self.values().numpy(*args, **kwargs)
+
+    def cpu(self, *args, **kwargs):
+        return self.values()
+
+    def to(self, *args, **kwargs):
+        device, dtype = torch._C._nn._parse_to(*args, **kwargs)[:2]
+        if device is not None and device.type == "cpu":
+            return self.values().to(dtype or self.dtype)
+        return super().to(*args, **kwargs)
 
     def __float__(self):
-        return 0.0
+        return float(self.item())
 
     def __int__(self):
-        return 0
+        return int(self.item())
 
     __index__ = __int__
 
