@@ -9,7 +9,7 @@ post-norm, relu, no mask and dropout 0, so one mistake costs the checks of that 
 import pytest
 import torch
 
-from kit.grader.suite import CheckFailed, assert_close, fail, fetch, reference, sibling
+from kit.grader.suite import CheckFailed, OnDevice, assert_close, fail, fetch, reference, sibling
 
 R = sibling(__file__, "encoder_reference.py")
 F64 = torch.float64
@@ -244,3 +244,25 @@ def autocast_reference(norm_first: bool) -> dict:
         with torch.autocast("cuda", dtype=torch.float16):
             dtype = ref(x.float()).dtype
         return {"dtype": str(dtype), "output": ref(x.float())}
+
+
+# --- on the GPU, or an emulated one ------------------------------------------------------------------
+
+
+def test_device_placement(student, child):
+    """on the GPU (emulated without one): training, backward and eval keep outputs, gradients and parameters
+    there, with masks"""
+    dev = OnDevice(child)
+    n, l, e = 2, 5, 8
+    for kwargs, masks in (({}, {"src_mask": dev.mask(l, l, causal=True), "src_key_padding_mask": dev.mask(n, l)}),
+                          ({"norm_first": True, "activation": "gelu"}, {"src_mask": dev.randn(l, l)})):
+        m = student.TransformerEncoderBlock(e, 2, dim_feedforward=16, dropout=0.1, **kwargs).to(dev.name)
+        m.train()
+        x = dev.randn(n, l, e, requires_grad=True)
+        y = m(x, **masks)
+        y.backward(dev.randn(n, l, e))
+        m.eval()
+        z = m(dev.randn(n, l, e), **masks)
+        setting = ", ".join([*(f"{k}={v}" for k, v in kwargs.items()), *masks]) or "defaults"
+        dev.expect(f"training, backward and eval ({setting})", output=y, eval_output=z,
+                   **{"x.grad": x.grad, "TransformerEncoderBlock": m})

@@ -85,7 +85,7 @@ class Probe(nn.Module):
             token = _Token()
             self._graphs.append(weakref.ref(token))
             out = _Keep.apply(out, token)
-        return out
+        return out.as_subclass(Valueless) if out.is_meta else out
 
     def _alive(self, allowed=1):
         """How many earlier forwards' graphs are alive; above `allowed`, counted again after collecting cycles."""
@@ -102,6 +102,43 @@ class Probe(nn.Module):
     def state(self):
         """Copies of every parameter and buffer, by name."""
         return {name: t.detach().clone() for name, t in [*self.named_parameters(), *self.named_buffers()]}
+
+
+class Valueless(torch.Tensor):
+    """The model's output on the emulated device (`meta`: shapes, no values). A loop reads numbers from it
+    only to report them (loss.item(), (pred == y).sum().item(), loss.detach().cpu()); here they are zeros,
+    so that the device check runs the whole loop instead of stopping at the first number (whatever is
+    computed from this tensor is a Valueless too). On a real GPU the output is a plain tensor."""
+
+    def values(self) -> torch.Tensor:
+        """What reading this tensor gives: zeros of its shape and dtype, on the CPU."""
+        return torch.zeros(self.shape, dtype=self.dtype)
+
+    def item(self):
+        return self.values().item()
+
+    def tolist(self):
+        return self.values().tolist()
+
+    def numpy(self, *args, **kwargs):
+        return self.values().numpy(*args, **kwargs)
+
+    def cpu(self, *args, **kwargs):
+        return self.values()
+
+    def to(self, *args, **kwargs):
+        device, dtype = torch._C._nn._parse_to(*args, **kwargs)[:2]
+        if device is not None and device.type == "cpu":
+            return self.values().to(dtype or self.dtype)
+        return super().to(*args, **kwargs)
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    __index__ = __int__
 
 
 def sgd_update(params, lr):

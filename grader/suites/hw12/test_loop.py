@@ -12,7 +12,7 @@ the values), and the model handed to a check of the mode starts in the other mod
 import pytest
 import torch
 
-from kit.grader.suite import CheckFailed, assert_close, fail, fetch, sibling
+from kit.grader.suite import CheckFailed, OnDevice, assert_close, fail, fetch, sibling
 
 R = sibling(__file__, "loop_reference.py")
 train = pytest.mark.component("train_epoch")
@@ -235,3 +235,32 @@ def test_cuda_evaluate(student, child):
     want = R.evaluated(SEED, N, BATCH, device="cuda")
     assert_close(number(result[0], "evaluate's loss"), want["loss"], name="evaluate's mean loss on CUDA")
     assert_close(number(result[1], "evaluate's accuracy"), want["accuracy"], name="evaluate's accuracy on CUDA")
+
+
+# --- on the GPU, or an emulated one ------------------------------------------------------------------
+
+
+@pytest.mark.points(1)
+@pytest.mark.parametrize("component", [pytest.param("train_epoch", marks=train, id="train_epoch"),
+                                       pytest.param("evaluate", marks=evaluation, id="evaluate")])
+def test_device_placement(student, child, component):
+    """on the GPU (emulated without one; the numbers read there are 0): the model on the device, batches
+    on the CPU, device given: every batch reaches the model on its device, parameters and gradients stay there"""
+    dev = OnDevice(child)
+    model, loader, loss_fn, opt = parts(child, device=dev.name, batchnorm=True, dropout=0.25)
+    if component == "train_epoch":
+        student.train_epoch(model, loader, loss_fn, opt, dev.name)
+    else:
+        student.evaluate(model, loader, loss_fn, dev.name)
+    try:
+        dev.expect(f"{component}(model, loader, loss_fn, {'optimizer, ' if component == 'train_epoch' else ''}"
+                   f"{dev.name!r})", model=model, optimizer=opt)
+    except CheckFailed as exc:  # a batch from the loader (made on its line) met the model: say what to do
+        if not any(text in str(exc) for text in (" in loader", "(loader)")):
+            raise
+        fail(f"{exc}\n  the loader gives batches on the CPU: move each one to `device` before the model sees it "
+             "(x, y = x.to(device), y.to(device))")
+    devices = sorted({call["device"] for call in forwards(fetch(model.calls), component)})
+    if any(not d.startswith(dev.name) for d in devices):
+        fail(f"the model was called on batches on {', '.join(devices)}: move each batch to `device` "
+             "(x, y = x.to(device), y.to(device))")

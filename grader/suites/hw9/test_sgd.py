@@ -21,7 +21,7 @@ Gradients stay in [0.5, 1.5] in magnitude, with random signs.
 import pytest
 import torch
 
-from kit.grader.suite import CheckFailed, assert_close, fail, fetch, reference, sibling, student_raises
+from kit.grader.suite import CheckFailed, OnDevice, assert_close, fail, fetch, reference, sibling, student_raises
 
 ref = sibling(__file__, "sgd_ref.py")
 F64 = torch.float64
@@ -537,3 +537,19 @@ def test_cuda_state_on_device(student, child):
             where = value.device if isinstance(value, torch.Tensor) else type(value).__name__
             fail(f"state[{i}]['momentum_buffer'] is on {where}, not with its CUDA parameter: "
                  f"make it from the gradient (grad.clone()) or with torch.zeros_like(p)")
+
+
+# --- on the GPU, or an emulated one ------------------------------------------------------------------
+
+def test_device_placement(student, child):
+    """on the GPU (emulated without one): parameters and momentum buffers stay on the parameters' device"""
+    dev = OnDevice(child)
+    for hp in ({"lr": 0.1, "momentum": 0.9}, {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.01},
+               {"lr": 0.1, "momentum": 0.9, "dampening": 0.5, "maximize": True}, {"lr": 0.1}):
+        ps = [child.param(dev.randn(*shape)) for shape in SHAPES]
+        opt = student.SGDMomentum(ps, **hp)
+        for _ in range(2):
+            child.suite.set_grads(ps, [dev.randn(*shape) for shape in SHAPES])
+            opt.step()
+        setting = ", ".join(f"{k}={v}" for k, v in hp.items())
+        dev.expect(f"two steps ({setting})", params=ps, optimizer=opt)
