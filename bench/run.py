@@ -6,7 +6,7 @@
 prints one Markdown report on stdout (progress goes to stderr):
 
 * machine facts: CPUs, Python, torch, whether kit's sandbox (bubblewrap) is in use, commit;
-* `kit check hwN --path solutions/hwN` and `kit check hwN` (the stubs) for hw1..hw6, each timed as
+* `kit check hwN --path solutions/hwN` and `kit check hwN` (the stubs) for hw1..hw12, each timed as
   a subprocess from the repository root, median of --repeat runs after one warm-up, and its ratio
   to the median of `python -c "import torch"`, which is timed right before every kit command;
   each is timed as a student repeats it (the references kit check keeps on disk are there) and
@@ -44,7 +44,7 @@ sys.path.insert(0, str(REPO / "bench" / "nbgrader"))
 import make_class  # noqa: E402  (bench/nbgrader, put on sys.path above)
 import run_autograde  # noqa: E402
 
-ASSIGNMENTS = [f"hw{i}" for i in range(1, 7)]
+ASSIGNMENTS = [f"hw{i}" for i in range(1, 13)]
 GRADED = "hw2"  # the assignment make_class.py generates submissions for
 BASELINE = "python -c \"import torch\""
 MAX_LISTED = 10  # mismatching students listed under the grading table

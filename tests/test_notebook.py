@@ -306,7 +306,7 @@ def test_a_syntax_error_points_at_its_cell(hw1, launcher, tmp_path):
     report = grade(hw1, tmp_path, launcher)
     where = f"cell {len(cells_of(SOLUTION)) + 2}, line 1"
     assert report.score == 0 and report.problems[0].message.startswith("could not import hw1.ipynb: SyntaxError")
-    assert f"({where})" in report.problems[0].message
+    assert f"(hw1.ipynb, {where})" in report.problems[0].message
 
 
 def test_the_notebook_may_import_a_module_next_to_it(hw1, launcher, tmp_path):
