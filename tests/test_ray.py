@@ -49,11 +49,10 @@ OBJECT_STORE = 80 << 20  # bytes per node: a suite and a few small files at a ti
 UNSAFE = [] if SANDBOX else ["--unsafe-no-sandbox"]
 ENV = {**CPU_ONLY, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
-# A correct layer that takes a few seconds to import, under a name the test can find in /proc.
-SLEEPER = '''import time
-with open("/proc/self/comm", "w") as comm:  # the process's name (kit's guard refuses ctypes, so no prctl)
-    comm.write("kitsleeper")
-time.sleep(4)
+# A correct layer that takes a few seconds to import, in a process the test can find by its name in /proc
+# (`sleep`: the sandbox's /proc is read-only, and the guard refuses ctypes, so the child cannot rename itself).
+SLEEPER = '''import subprocess
+subprocess.run(["sleep", "4"], check=True)
 ''' + SOLUTION.read_text()
 
 
@@ -187,7 +186,7 @@ def test_a_node_killed_mid_run_costs_nothing_and_leaves_nothing(cluster, tmp_pat
         while time.monotonic() < deadline:
             tree = descendants(raylet)
             names = sorted(comm(pid) for pid in tree)
-            if "kitsleeper" in names:
+            if "sleep" in names:
                 killed["tree"], killed["names"] = tree, names
                 cluster.remove_node(doomed, allow_graceful=False)
                 return
