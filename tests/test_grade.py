@@ -639,7 +639,7 @@ def test_local_grading_never_imports_ray_nor_what_it_does_not_use(tmp_path):
     """`kit grade` without --ray: neither the driver nor its workers import Ray (`-X importtime`, which the
     spawned workers inherit, lists every module each imports); a rerun with nothing to grade starts no worker."""
     course = make_course(tmp_path / "course")
-    hand_in(course, [Member("ann", SOLUTION, 20.0, set())])
+    hand_in(course, [Member("ann", SOLUTION, FULL, set())])
     code = "from kit.cli.main import main; main()"
     for first in (True, False):
         run = subprocess.run([sys.executable, "-X", "importtime", "-c", code, "grade", "hw1", "--json", *GRADE_FLAGS],
@@ -651,12 +651,12 @@ def test_local_grading_never_imports_ray_nor_what_it_does_not_use(tmp_path):
         assert not {m for m in imported if m == "ray" or m.startswith("ray.")}
         assert "rfc3987_syntax.syntax_helpers" not in imported  # no IRI grammar compiled for nbgrader
     doc = json.loads(run.stdout)
-    assert [(s["student"], s["score"], s["cached"]) for s in doc["submissions"]] == [("ann", 20.0, True)]
+    assert [(s["student"], s["score"], s["cached"]) for s in doc["submissions"]] == [("ann", FULL, True)]
 
 
 def test_ray_is_a_usage_error_naming_the_install_when_not_installed(tmp_path):
     course = make_course(tmp_path / "course")
-    hand_in(course, [Member("ann", SOLUTION, 20.0, set())])
+    hand_in(course, [Member("ann", SOLUTION, FULL, set())])
     # a None in sys.modules makes `import ray` fail as it does where Ray is not installed
     code = "import sys; sys.modules['ray'] = None; from kit.cli.main import main; main()"
     run = subprocess.run([sys.executable, "-c", code, "grade", "hw1", "--ray", "auto"], cwd=course,
