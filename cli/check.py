@@ -67,10 +67,11 @@ def check(ctx: click.Context, assignment: str, path: Path | None, course: Course
 def check_once(spec: Assignment, submission: Path, *, hidden: bool, keyword: str | None) -> Report:
     from kit.grader.grade import NotGraded, grade_submission
     from kit.grader.launch import Limits
-    from kit.grader.sandbox import make_launcher
+    from kit.grader.sandbox import make_launcher, remembered_probe
 
-    # bubblewrap if it works here, else a warning in the report
-    launcher = make_launcher(Limits(check_timeout=spec.check_timeout, time_budget=spec.time_budget), require=False)
+    # bubblewrap if it works here (as found by an earlier run, while nothing changed), else a warning in the report
+    launcher = make_launcher(Limits(check_timeout=spec.check_timeout, time_budget=spec.time_budget), require=False,
+                             found=remembered_probe())
     try:  # public references are the same on every run: kept for the next one (hidden ones never)
         return grade_submission(spec, submission, launcher=launcher, hidden=hidden, keyword=keyword,
                                 keep_references=True)

@@ -10,28 +10,17 @@ import sys
 
 import click
 
-from .check import check
-from .collect import collect
-from .export import export
-from .extend import extend
-from .feedback import feedback
-from .grade import grade
-from .gradescope import gradescope
-from .late import late
 from .options import KitGroup
-from .release import release
-from .report import report
-from .similarity import similarity
+
+COMMANDS = ("check", "release", "collect", "grade", "late", "extend", "export", "feedback", "report", "gradescope",
+            "similarity")
 
 
-@click.group(cls=KitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=KitGroup, lazy={name: f".{name}:{name}" for name in COMMANDS},
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kit")
 def cli() -> None:
     """Autograded PyTorch exercises: check your work, or grade a class."""
-
-
-for command in (check, release, collect, grade, late, extend, export, feedback, report, gradescope, similarity):
-    cli.add_command(command)
 
 
 def main() -> None:

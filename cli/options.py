@@ -7,6 +7,7 @@ sandbox) becomes one in `KitGroup`, so commands simply let it rise.
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,7 +23,25 @@ class KitError(click.ClickException):
 
 
 class KitGroup(click.Group):
-    """kit's command group: a SetupError from the library is reported like a usage error."""
+    """kit's command group: each command's module is imported when that command runs (click's lazy
+    group: `kit check` pays nothing for the instructors' commands), and a SetupError from the library
+    is reported like a usage error.
+
+    `lazy` maps a command's name to "module:attribute", relative to this package.
+    """
+
+    def __init__(self, *args, lazy: dict[str, str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in self.lazy:
+            return super().get_command(ctx, name)
+        module, attribute = self.lazy[name].split(":")
+        return getattr(importlib.import_module(module, __package__), attribute)
 
     def invoke(self, ctx: click.Context):
         try:

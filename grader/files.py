@@ -1,4 +1,5 @@
-"""What a submission folder holds: its regular files and links, read without ever blocking.
+"""What a submission folder holds: its regular files and links, read without ever blocking; and
+where kit keeps what it can work out again (`user_cache`).
 
 Every part of kit that looks at a student's folder (the fingerprint `kit grade` compares, the
 copy sent to a forked child, the forbidden-API scan) walks it here: links are never followed,
@@ -16,6 +17,14 @@ from typing import BinaryIO
 
 SKIP_DIRS = frozenset({"__pycache__", ".ipynb_checkpoints", ".git"})
 TIMESTAMP_FILE = "timestamp.txt"  # nbgrader's record of the hand-in time: not part of what was handed in
+
+
+def user_cache() -> Path | None:
+    """$XDG_CACHE_HOME/kit (default ~/.cache/kit); None without a home folder."""
+    try:
+        return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kit"
+    except RuntimeError:  # no HOME and no passwd entry
+        return None
 
 
 def entries(folder: Path) -> Iterator[tuple[str, os.stat_result]]:

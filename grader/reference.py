@@ -34,6 +34,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from .files import user_cache
+
 ENV = "KIT_REFERENCE_CACHE"
 OFF = ("0", "false", "no", "off")
 Fn = TypeVar("Fn", bound=Callable[..., Any])
@@ -123,16 +125,13 @@ def persisted(path: Path | None) -> Iterator[None]:
 
 def store_path(suite_dir: Path) -> Path | None:
     """`persisted`'s file for the suite in `suite_dir`: named after its files' contents and torch's version,
-    in $XDG_CACHE_HOME/kit (default ~/.cache/kit; None without a home folder)."""
+    in kit's user cache (None without a home folder)."""
     digest = hashlib.sha256(STORE_FORMAT + torch.__version__.encode())
     for path in sorted(suite_dir.rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts:
             digest.update(f"\0{path.relative_to(suite_dir)}\0".encode() + path.read_bytes())
-    try:
-        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    except RuntimeError:  # no HOME and no passwd entry
-        return None
-    return cache / "kit" / "references" / f"{suite_dir.name}-{digest.hexdigest()[:16]}.pt"
+    cache = user_cache()
+    return cache / "references" / f"{suite_dir.name}-{digest.hexdigest()[:16]}.pt" if cache else None
 
 
 def fresh(value: Any) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import os
 import platform
 import shutil
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .course import SetupError
+from .files import user_cache
 from .launch import CHILD_PACKAGE, ChildCommand, Limits, PlainLauncher, StartedChild, child_env, gpu_nodes
 
 NOBODY = 65534  # the uid (and gid) a root grader's child runs as
@@ -166,6 +168,62 @@ def _probe(path: str | None) -> Probe:
             return Probe(path, mode, features)
         errors.append(f"{mode.name}: {error}")
     return Probe(path, None, features, reason="bubblewrap cannot start a sandbox here (" + "; ".join(errors) + ")")
+
+
+# What a probe's result depends on besides bwrap's file, this Python and kit's sandbox code: the boot,
+# and the kernel's settings for user namespaces (absent files are facts too)
+PROBE_FACTS = ("/proc/sys/kernel/random/boot_id", "/proc/sys/user/max_user_namespaces",
+               "/proc/sys/kernel/unprivileged_userns_clone", "/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+
+
+def remembered_probe() -> Probe:
+    """`probe()` for a command that starts one child per run (`kit check`): a working mode is kept in the
+    user's cache (sandbox.json) with everything it depends on, and reused while all of that is unchanged,
+    which spares each run the self-test (about 50 ms before the child can start). A sandbox that does not
+    work is probed again every time, so a fix is seen at once."""
+    path = shutil.which("bwrap") if sys.platform.startswith("linux") else None
+    facts = probe_facts(path)
+    cache = user_cache()
+    file = cache / "sandbox.json" if cache and facts else None
+    if file is not None:
+        try:
+            saved = json.loads(file.read_text())
+            if saved["facts"] == facts:
+                features = frozenset(saved["features"])
+                return Probe(path, next(m for m in candidate_modes(os.geteuid(), features) if m.name == saved["mode"]),
+                             features)
+        except (OSError, ValueError, KeyError, TypeError, StopIteration):
+            pass
+    found = probe(path)
+    if file is not None and found.ok:
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            temporary = file.with_name(f".{file.name}.{os.getpid()}")
+            saved = {"facts": facts, "mode": found.mode.name, "features": sorted(found.features)}
+            temporary.write_text(json.dumps(saved))
+            os.replace(temporary, file)
+        except OSError:  # a read-only or full home: probe every time
+            pass
+    return found
+
+
+def probe_facts(path: str | None) -> list | None:
+    """What a probe of the bwrap at `path` depends on, as JSON data; None when there is no bwrap there."""
+    try:
+        st = os.stat(path) if path else None
+    except OSError:
+        st = None
+    if st is None:
+        return None
+    facts = [path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid, os.geteuid(), sys.executable,
+             sys.prefix, *(os.stat(Path(__file__).with_name(name)).st_mtime_ns for name in ("sandbox.py", "launch.py"))]
+    for name in PROBE_FACTS:
+        try:
+            with open(name) as f:
+                facts.append(f.read().strip())
+        except OSError:
+            facts.append(None)
+    return facts
 
 
 def make_launcher(limits: Limits, require: bool, *, bwrap: str | None = None,

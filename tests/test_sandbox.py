@@ -379,6 +379,27 @@ def test_broken_bwrap_is_probed_not_trusted(tmp_path):
         sandbox.make_launcher(Limits(), require=True, bwrap=bwrap)
 
 
+def test_kit_check_remembers_a_working_sandbox_while_nothing_it_depends_on_changes(tmp_path, monkeypatch):
+    bwrap = Path(fake_bwrap(tmp_path, "never run"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    features = frozenset({"--size"})
+    works = sandbox.Probe(str(bwrap), sandbox.candidate_modes(os.geteuid(), features)[-1], features)
+    probed = []
+    monkeypatch.setattr(sandbox, "probe", lambda path: probed.append(path) or works)
+    assert sandbox.remembered_probe() == works and probed == [str(bwrap)]
+    assert sandbox.remembered_probe() == works and len(probed) == 1  # from sandbox.json
+    os.utime(bwrap, ns=(0, 0))  # another bwrap
+    assert sandbox.remembered_probe() == works and len(probed) == 2
+    (tmp_path / "cache" / "kit" / "sandbox.json").write_text("{not json")
+    assert sandbox.remembered_probe() == works and len(probed) == 3
+    broken = sandbox.Probe(str(bwrap), None, features, reason="no namespaces")
+    monkeypatch.setattr(sandbox, "probe", lambda path: probed.append(path) or broken)
+    os.utime(bwrap, ns=(1, 1))
+    assert sandbox.remembered_probe() == broken and sandbox.remembered_probe() == broken
+    assert len(probed) == 5  # a sandbox that does not work is never remembered
+
+
 @needs_bwrap
 def test_a_folder_holding_the_suite_shows_only_the_student_file(launcher, tmp_path):
     """`--path` at the course root must not show the hidden checks: then only the file is mounted."""
