@@ -215,8 +215,9 @@ def probe_facts(path: str | None) -> list | None:
         st = None
     if st is None:
         return None
-    facts = [path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid, os.geteuid(), sys.executable,
-             sys.prefix, *(os.stat(Path(__file__).with_name(name)).st_mtime_ns for name in ("sandbox.py", "launch.py"))]
+    kit = (os.stat(Path(__file__).with_name(name)).st_mtime_ns for name in ("sandbox.py", "launch.py"))
+    facts = [path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_mode, st.st_uid, os.geteuid(),
+             os.path.realpath(sys.executable), sys.prefix, *kit]
     for name in PROBE_FACTS:
         try:
             with open(name) as f:
