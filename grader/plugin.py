@@ -10,6 +10,7 @@ forbidden API) instead of on every check.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import time
 from dataclasses import replace
@@ -255,18 +256,30 @@ class KitSession:
                                None if component == "*" else component))
         return out
 
+    @functools.cached_property
+    def static_uses(self) -> list[tuple[str, Use]]:
+        """(component or "*", use) for each forbidden API the static scan finds in the files that ran (the
+        report is made more than once: scanned once)."""
+        runner = self.runner
+        if runner is None:
+            return []
+        folder = runner.request.student_file.parent
+        scanned = [runner.filename, *(file for file, _ in runner.imported if within(folder, file))]
+        uses = []
+        for hit in scan_files(folder, scanned, self.assignment.all_forbidden()):
+            file, at = runner.graded.place(hit.file, hit.line)
+            uses.append((hit.component or "*", Use(hit.name, why(hit.name), hit.spelled, file, at,
+                                                   source_line(folder / hit.file, hit.line))))
+        return uses
+
     def forbidden_by_component(self) -> dict[str, list[Use]]:
         """component -> the uses of forbidden APIs that make it score zero ("*" for every component)."""
         found: dict[str, list[Use]] = {}
         static: set[tuple[str, str]] = set()  # (component, name) the scan found: said once, where it is
+        for component, use in self.static_uses:
+            found.setdefault(component, []).append(use)
+            static.add((component, use.name))
         runner = self.runner
-        folder = runner.request.student_file.parent if runner else self.submission
-        scanned = [runner.filename, *(file for file, _ in runner.imported if within(folder, file))] if runner else []
-        for hit in scan_files(folder, scanned, self.assignment.all_forbidden()):
-            file, at = runner.graded.place(hit.file, hit.line)
-            found.setdefault(hit.component or "*", []).append(
-                Use(hit.name, why(hit.name), hit.spelled, file, at, source_line(folder / hit.file, hit.line)))
-            static.add((hit.component or "*", hit.name))
         for component, names in self.runtime_hits.items():
             for name in dict.fromkeys(names):
                 if (component, name) not in static:
