@@ -141,25 +141,21 @@ class ForkedChild:
     ended: str | None = None
 
     def kill(self) -> None:
-        """End it without waiting for its keeper to clean up: the zygote's next spawn waits for that."""
         close_quietly(self.rfd, self.wfd)
         self.rfd = self.wfd = -1
-        if self.ended is None and self.zygote.alive:
-            self._ask("end")
-        self.ended = self.ended or "was stopped by the grader"
+        self._finish("kill")
 
     def exit_description(self) -> str:
-        if self.ended is None and self.zygote.alive:
-            status = self._ask("wait")
-            self.ended = status if isinstance(status, str) else self.ended
-        return self.ended or "stopped answering"
+        return self._finish("wait") or "stopped answering"
 
-    def _ask(self, op: str):
-        try:
-            return self.zygote.request({"op": op, "timeout": 5.0})["status"]
-        except (ZygoteLost, KeyError):
-            self.ended = "ended, and took the fork server that started it along (how it ended is unknown)"
-            return None
+    def _finish(self, op: str) -> str | None:
+        if self.ended is None and self.zygote.alive:
+            try:
+                status = self.zygote.request({"op": op, "timeout": 5.0})["status"]
+                self.ended = status if isinstance(status, str) else None
+            except (ZygoteLost, KeyError):
+                self.ended = "ended, and took the fork server that started it along (how it ended is unknown)"
+        return self.ended
 
 
 class ForkLauncher:

@@ -243,9 +243,8 @@ class Zygote:
                 reply = self.spawn(msg, fds)
             elif op == "wait":
                 reply = {"status": self.wait(msg["timeout"])}
-            elif op == "end":  # no waiting: the keeper cleans up while the grader goes on (the next spawn waits)
-                self.end()
-                reply = {"status": None}
+            elif op == "kill":
+                reply = {"status": self.finish()}
             else:
                 reply = {"error": f"unknown operation {op!r}"}
             send_control(self.sock, reply)
@@ -342,15 +341,11 @@ class Zygote:
                 return None
             time.sleep(0.002)
 
-    def end(self) -> None:
-        """Tell the current child's keeper to kill everything it started and empty the scratch area."""
+    def finish(self) -> str | None:
+        """End the current child: its keeper kills everything it started and empties the scratch area."""
         if self.stop is not None:
             os.close(self.stop)
             self.stop = None
-
-    def finish(self) -> str | None:
-        """End the current child and wait until its keeper is done."""
-        self.end()
         return self.wait(FINISH_TIMEOUT)
 
 
