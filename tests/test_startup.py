@@ -46,7 +46,7 @@ def test_second_check_loads_references_instead_of_importing(name, tmp_path):
 def test_hidden_checks_are_never_stored(tmp_path):
     report, _ = kit_check("hw1", "--path", str(ROOT / "solutions" / "hw1"), "--hidden", cache_home=tmp_path)
     assert any(check["hidden"] for check in report["checks"])
-    assert not (tmp_path / "kit").exists()
+    assert not (tmp_path / "kit" / "references").exists()
 
 
 STUDENT_OPTIMIZER = """
