@@ -450,13 +450,14 @@ def load_helpers(path: str | None) -> dict:
 
 
 def serve(rfd: int, wfd: int, student_file: str, helpers_file: str | None, forbidden: list[str],
-          scratch: str) -> None:
-    """Import the student's module, say hello, then answer batches until the grader hangs up."""
+          scratch: str, guard: Guard | None = None) -> None:
+    """Import the student's module, say hello, then answer batches until the grader hangs up (`guard`: one
+    already wired for `forbidden`, by the fork server this child was forked from)."""
     os.chdir(scratch)
     output = Output(os.path.join(scratch, ".output"))
     sys.dont_write_bytecode = True
     student_dir = os.path.dirname(os.path.abspath(student_file))
-    guard = Guard(forbidden)
+    guard = guard if guard is not None else Guard(forbidden)
     # full float32 precision on a GPU, as on the CPU: the references are computed so (kit.grader.plugin)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
