@@ -73,14 +73,21 @@ class _Encoder:
         self.elements = 0
 
     def node(self, value: Any, depth: int = 0) -> Any:
-        import torch
-
         if depth > MAX_DEPTH:
             raise WireError(f"a structure nested more than {MAX_DEPTH} levels deep")
+        # most values of a message: plain data and containers (a torch.Size is a tuple: sent as one)
         if value is None or isinstance(value, (bool, str)):
             return value
         if isinstance(value, (int, float)):
             return int(value) if isinstance(value, int) else float(value)
+        if isinstance(value, tuple):
+            return {"t": [self.node(v, depth + 1) for v in value]}
+        if isinstance(value, list):
+            return {"l": [self.node(v, depth + 1) for v in value]}
+        if isinstance(value, dict):
+            return {"d": [[self.key(k), self.node(v, depth + 1)] for k, v in value.items()]}
+        import torch
+
         if isinstance(value, torch.Tensor):
             return {"T": self.tensor(value)}
         if isinstance(value, complex):
@@ -91,14 +98,6 @@ class _Encoder:
             return {"dt": str(value).removeprefix("torch.")}
         if isinstance(value, torch.device):
             return {"dv": str(value)}
-        if isinstance(value, torch.Size):
-            return {"t": [self.node(v, depth + 1) for v in value]}
-        if isinstance(value, tuple):
-            return {"t": [self.node(v, depth + 1) for v in value]}
-        if isinstance(value, list):
-            return {"l": [self.node(v, depth + 1) for v in value]}
-        if isinstance(value, dict):
-            return {"d": [[self.key(k), self.node(v, depth + 1)] for k, v in value.items()]}
         if isinstance(value, slice):
             return {"s": [self.node(value.start), self.node(value.stop), self.node(value.step)]}
         if value is Ellipsis:
