@@ -85,7 +85,9 @@ class Remote:
         return value
 
     def flush(self, handles: list[int]) -> dict:
-        msg = {"reset": self.fresh, "seed": 0, "forbidden": self.forbidden, "ops": self.pending, "fetch": handles}
+        # the first batch of a check starts it afresh, with the check's forbidden APIs
+        msg = {"reset": self.fresh, "seed": 0, "forbidden": self.forbidden if self.fresh else None,
+               "ops": self.pending, "fetch": handles}
         self.fresh = False
         ops, exprs, self.pending, self.exprs = self.pending, self.exprs, [], []
         reply = self.runner.request_batch(msg)

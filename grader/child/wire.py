@@ -59,7 +59,10 @@ class Ref:
 
 def clean_text(text: str) -> str:
     """`text` as valid UTF-8 with no terminal escapes or control characters but newline and tab."""
-    if not text.isascii():
+    if text.isascii():
+        if text.isprintable():  # most strings (names, keys): nothing to remove, found in C
+            return text
+    else:
         text = text.encode("utf-8", "replace").decode("utf-8")
     return _CONTROL.sub("", _ESCAPE.sub("", text))
 
