@@ -13,8 +13,9 @@ from the zygote and from the children before and after it, as a freshly started 
   or the zygote; the IPC objects it makes vanish with its namespaces (and the sandbox refuses
   every child the kernel's keyrings).
 - When the child ends, or the zygote closes the keeper's stop pipe, the keeper kills the
-  child's init (the kernel then kills everything in that pid namespace), empties the scratch
-  area, and exits the way the child did.
+  child's init (the kernel then kills everything in that pid namespace), reaps both, tells the
+  zygote how the child ended (the grader's wait ends there: nothing the child started is left),
+  empties the scratch area, and exits the way the child did. The next fork waits for that exit.
 - Before every fork the zygote checks that it is single-threaded, that its own limits,
   priority and CPUs are what they were at start, and (in a sandbox) that no process of an
   earlier child is left and the scratch area is empty; otherwise it refuses, and the grader
@@ -34,6 +35,7 @@ import select
 import shutil
 import signal
 import socket
+import struct
 import tempfile
 import time
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ from .wire import FRAME, ChannelClosed, WireError, decode, encode, read_exact, r
 MAX_FILES = 64  # files a forked child accepts; a submission with more gets a freshly started child
 REPORT_TIMEOUT = 10.0  # seconds a keeper may take to wall a child off and start it
 FINISH_TIMEOUT = 10.0  # seconds a keeper may take to end a child and clean up after it
+STATUS = struct.Struct("<i")  # a child's wait status, as its keeper reports it
 
 
 def threads() -> int:
@@ -224,8 +227,9 @@ class Zygote:
                  isolation: Isolation | None) -> None:
         self.sock, self.scratch_root = sock, scratch_root
         self.helpers_file, self.isolation = helpers_file, isolation
-        self.pid: int | None = None  # the current child's keeper
+        self.pid: int | None = None  # the current child's keeper, until it is reaped
         self.stop: int | None = None  # our end of its stop pipe: closing it ends the child
+        self.ended: int | None = None  # our end of its ended pipe: the child's status, then EOF when it exits
         self.status: int | None = None
         self.started = own_state()
         self.guard: tuple[tuple[str, ...], Guard] | None = None  # wired here once; every child inherits it
@@ -253,6 +257,7 @@ class Zygote:
                 msg, fds = recv_control(self.sock)
             except ChannelClosed:
                 self.finish()
+                self.reap()
                 return
             op = msg["op"]
             if op == "spawn":
@@ -306,6 +311,7 @@ class Zygote:
 
     def spawn(self, msg: dict, fds: list[int]) -> dict:
         self.finish()
+        self.reap()
         try:
             problem = self.refusal()
             if problem is not None:
@@ -319,27 +325,28 @@ class Zygote:
     def fork(self, rfd: int, wfd: int, forbidden: list[str], guard: Guard | None) -> dict:
         report_r, report_w = os.pipe()
         stop_r, stop_w = os.pipe()
+        ended_r, ended_w = os.pipe()
         try:
             pid = os.fork()
         except OSError as exc:  # out of processes or memory: the grader starts a child the slow way
-            for fd in (report_r, report_w, stop_r, stop_w):
+            for fd in (report_r, report_w, stop_r, stop_w, ended_r, ended_w):
                 os.close(fd)
             return {"error": f"the fork server could not fork ({exc.strerror})"}
         if pid == 0:
             try:
                 self.sock.close()
-                os.close(report_r)
-                os.close(stop_w)
-                keep(rfd, wfd, stop_r, report_w, self.scratch_root, self.helpers_file, forbidden, guard,
+                for fd in (report_r, stop_w, ended_r):
+                    os.close(fd)
+                keep(rfd, wfd, stop_r, report_w, ended_w, self.scratch_root, self.helpers_file, forbidden, guard,
                      self.isolation)
             finally:
                 os._exit(1)
-        os.close(report_w)
-        os.close(stop_r)
+        for fd in (report_w, stop_r, ended_w):
+            os.close(fd)
         ready = select.select([report_r], [], [], REPORT_TIMEOUT)[0]
         report = os.read(report_r, 1024).decode(errors="replace") if ready else "no answer"
         os.close(report_r)
-        self.pid, self.stop, self.status = pid, stop_w, None
+        self.pid, self.stop, self.ended, self.status = pid, stop_w, ended_r, None
         if report != "ok":
             self.finish()
             return {"error": f"the fork server could not start a child ({report or 'no answer'})"}
@@ -347,29 +354,44 @@ class Zygote:
 
     def wait(self, timeout: float) -> str | None:
         """How the current child ended, waiting up to `timeout` s; None if it is still running."""
-        if self.pid is None:
-            return None if self.status is None else describe_status(self.status)
         deadline = time.monotonic() + timeout
-        while True:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid:
-                self.pid, self.status = None, status
-                return describe_status(status)
-            if time.monotonic() >= deadline:
-                return None
-            time.sleep(0.002)
+        while self.status is None and self.pid is not None and self.hear(deadline):
+            pass
+        return None if self.status is None else describe_status(self.status)
 
     def finish(self) -> str | None:
-        """End the current child: its keeper kills everything it started and empties the scratch area."""
+        """End the current child: its keeper kills everything it started and reports how the child ended."""
         if self.stop is not None:
             os.close(self.stop)
             self.stop = None
         return self.wait(FINISH_TIMEOUT)
 
+    def reap(self) -> None:
+        """Wait for the last keeper to exit (after its report, it empties the scratch area)."""
+        deadline = time.monotonic() + FINISH_TIMEOUT
+        while self.pid is not None and self.hear(deadline):
+            pass
 
-def keep(rfd: int, wfd: int, stop: int, report: int, scratch_root: str, helpers_file: str | None,
+    def hear(self, deadline: float) -> bool:
+        """Take the keeper's next word: its child's status, or its exit (then reap it). False if none came
+        by `deadline`."""
+        if not select.select([self.ended], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            return False
+        said = os.read(self.ended, STATUS.size)
+        if said:  # the child, and every process it started, are gone
+            self.status = STATUS.unpack(said)[0] if self.status is None and len(said) == STATUS.size else self.status
+            return True
+        _, status = os.waitpid(self.pid, 0)  # it exited (or died before it could report: then its status)
+        os.close(self.ended)
+        self.pid = self.ended = None
+        self.status = status if self.status is None else self.status
+        return True
+
+
+def keep(rfd: int, wfd: int, stop: int, report: int, ended: int, scratch_root: str, helpers_file: str | None,
          forbidden: list[str], guard: Guard | None, isolation: Isolation | None) -> None:
-    """A child's keeper: wall it off, start it, say so on `report`, then end it and clean up after it."""
+    """A child's keeper: wall it off, start it, say so on `report`, then end it, say how on `ended`, and clean
+    up after it."""
     init = None
     try:
         if isolation is not None:
@@ -382,15 +404,14 @@ def keep(rfd: int, wfd: int, stop: int, report: int, scratch_root: str, helpers_
         os.write(report, str(exc).encode()[:1000])
         raise
     if child == 0:
-        os.close(stop)
-        os.close(report)
+        for fd in (stop, report, ended):
+            os.close(fd)
         become_child(rfd, wfd, scratch_root, helpers_file, forbidden, guard)
     os.close(rfd)
     os.close(wfd)
     os.write(report, b"ok")
     os.close(report)
-    ended = os.pidfd_open(child)
-    select.select([ended, stop], [], [])  # the child ended, or the zygote says to end it (or is gone)
+    select.select([os.pidfd_open(child), stop], [], [])  # the child ended, or the zygote says to end it (or is gone)
     if init is not None:
         os.kill(init, signal.SIGKILL)  # the kernel kills every process of the pid namespace with it
     else:  # its session, and the child itself should it not have made one yet
@@ -402,6 +423,7 @@ def keep(rfd: int, wfd: int, stop: int, report: int, scratch_root: str, helpers_
     _, status = os.waitpid(child, 0)
     if init is not None:
         os.waitpid(init, 0)
+    os.write(ended, STATUS.pack(status))
     wipe(scratch_root)
     end_like(status)
 
