@@ -14,12 +14,13 @@ caught and what is not"):
   cannot look (threads, TorchScript, torch.library, torch.compile, native code, tensor subclasses
   with __torch_dispatch__) or searches memory for them.
 
-`Guard` is also the context manager around every operation the grader runs here: it puts both
-modes on (in a device check, child/device.py's dispatch mode goes on above its own: `inner`, so
-the guard still sees every operator that runs), and afterwards checks that they are still there
-and that no thread was left running (`intact`); after every batch of operations `check` makes
-sure that no wire, no function of the guard and none of its tables was replaced. A guard found
-changed stays tripped for good.
+`Guard` is also the context manager around the operations the grader runs here (a batch of
+them, split where a device check switches to its device): it puts both modes on (in a device
+check, child/device.py's dispatch mode goes on above its own: `inner`, so the guard still sees
+every operator that runs), and afterwards checks that they are still there and that no thread
+was left running (`intact`); after every batch `check` makes sure that no wire, no function of
+the guard and none of its tables was replaced. A guard found changed stays tripped for good, and
+nothing the batch computed is sent back.
 
 Torch's own code is exempt while it imports one of its modules, for guard rules when its source
 names the API it calls (vmap registering decompositions), and when it pops kit's function mode to
@@ -159,7 +160,7 @@ WIRE_CODE = _wire((None, None, "", None, None)).__code__
 
 
 class Guard:
-    """Trips on forbidden torch APIs while student code runs; `with guard:` around every operation."""
+    """Trips on forbidden torch APIs while student code runs; `with guard:` around the grader's operations."""
 
     def __init__(self, names: list[str]) -> None:
         self.active = False
@@ -314,7 +315,7 @@ class Guard:
         self.hits.append(TAMPERED)
         raise ForbiddenCall(f"kit's forbidden-API guard was changed while your code ran: {self.broken}")
 
-    # -- around every operation ------------------------------------------------------------------------
+    # -- around the grader's operations ------------------------------------------------------------------
 
     def __enter__(self) -> Guard:
         if self.on() or self.broken is not None:
@@ -346,7 +347,7 @@ class Guard:
             self._tamper(problem)
 
     def intact(self) -> str | None:
-        """What of the guard's modes and state was changed, or left running; None if nothing (every operation)."""
+        """What of the guard's modes and state was changed, or left running; None if nothing (at every exit)."""
         if _len_function_stack() != 1 or _function_stack_at(0) is not self.function_mode:
             return "its torch function mode was removed or covered"
         depth = 1 if self._inner is None else 2
