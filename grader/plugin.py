@@ -97,7 +97,6 @@ class KitSession:
         self.runner = runner
         self.results: list[CheckResult] = []
         self.expected: list[str] = []  # the check ids the suite holds, known before any student code runs
-        self.config_error: ConfigError | None = None
         self.remotes: dict[str, Remote] = {}
         self.runtime_hits: dict[str, list[str]] = {}  # component -> names
         self.missing: dict[str, set[str]] = {}  # component -> names its checks found the student's module lacks
@@ -140,21 +139,24 @@ class KitSession:
     def pytest_configure(self, config: pytest.Config) -> None:
         config.stash[_session_key] = self
 
-    def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """Check every marker against assignment.toml before any student code runs."""
-        items = session.items
+    def check_collected(self, items: list[pytest.Item]) -> None:
+        """Check every marker against assignment.toml before any student code runs (ConfigError if one is
+        wrong), and remember which checks the report must have."""
         if not items:
             return
         if self.assignment is None:
             self.assignment = load_assignment(Path(items[0].path).parent)
-        try:
-            self.assignment.check_forbidden_names()
-            for item in items:
-                validate(item, self.assignment)
-        except ConfigError as exc:
-            self.config_error = exc
-            raise pytest.UsageError(str(exc)) from None
+        self.assignment.check_forbidden_names()
+        for item in items:
+            validate(item, self.assignment)
         self.expected = [check_id(item) for item in items]
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Plain `pytest --submission`: a suite that does not match its assignment.toml stops pytest."""
+        try:
+            self.check_collected(session.items)
+        except ConfigError as exc:
+            raise pytest.UsageError(str(exc)) from None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:

@@ -438,6 +438,11 @@ def test_a_suite_that_stops_early_is_not_graded(monkeypatch, launchers):
     with pytest.raises(NotGraded, match="did not run to their end"):
         grade(spec, SOLUTION.parent, launcher=launchers["fork server"], keyword=keyword)
 
+    monkeypatch.setattr(plugin.KitSession, "result", original)  # the next submission is graded whole
+    report = grade(spec, SOLUTION.parent, launcher=launchers["fork server"], keyword=keyword)
+    assert [c.id for c in report.checks] == ["forward", "forward_leading_dims[3d]", "forward_leading_dims[4d]"]
+    assert report.score == report.max_score > 0
+
 
 def test_only_the_cuda_rule_takes_a_check_out_of_the_maximum(monkeypatch, launchers):
     """A check skipped for any other reason is an error: what the child sends cannot lower max_score."""
