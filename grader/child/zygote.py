@@ -379,12 +379,14 @@ class Zygote:
             return False
         said = os.read(self.ended, STATUS.size)
         if said:  # the child, and every process it started, are gone
-            self.status = STATUS.unpack(said)[0] if self.status is None and len(said) == STATUS.size else self.status
+            if self.status is None and len(said) == STATUS.size:
+                (self.status,) = STATUS.unpack(said)
             return True
         _, status = os.waitpid(self.pid, 0)  # it exited (or died before it could report: then its status)
         os.close(self.ended)
         self.pid = self.ended = None
-        self.status = status if self.status is None else self.status
+        if self.status is None:
+            self.status = status
         return True
 
 
