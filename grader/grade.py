@@ -121,7 +121,10 @@ class CollectedSuite:
                     item.ihook.pytest_runtest_protocol(item=item, nextitem=following)
         except ConfigError:
             raise
-        except (Exception, KeyboardInterrupt) as exc:  # a hook, or the suite itself, failed
+        except KeyboardInterrupt:  # Ctrl-C stops kit check (--watch too), as it would anywhere else
+            self.close()
+            raise
+        except Exception as exc:  # a hook, or the suite itself, failed
             self.close()
             raise NotGraded(f"the checks did not run to their end ({type(exc).__name__}: "
                             f"{clean_text(str(exc))[:2000]})") from exc
