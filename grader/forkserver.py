@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .child.control import MAX_FILES, recv_control, send_control
 from .child.wire import ChannelClosed, WireError, write_message
-from .child.zygote import MAX_FILES, recv_control, send_control
 from .files import entries, read_regular
 from .launch import CHILD_PACKAGE, ChildCommand, Limits, PlainLauncher, SpawnRequest, close_quietly
 from .runner import ChildError

@@ -97,6 +97,14 @@ def call(runner, name: str):
     return reply["values"][0]
 
 
+def test_a_worker_starts_its_fork_server_before_it_imports_torch():
+    """The zygote imports torch while the worker does (kit.grader.pool.init_worker): nothing the worker
+    needs to start it may import torch first, or the two second-long imports run one after the other."""
+    code = ("import sys; from kit.grader.pool import assignment_launcher; import kit.grader.forkserver; "
+            "assert 'torch' not in sys.modules, 'starting a fork server imports torch'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
 def test_the_zygote_refuses_to_fork_with_a_second_thread(tmp_path):
     """A thread pool would be copied without its threads: forking then can deadlock the child."""
     ours, theirs = socket.socketpair()

@@ -40,11 +40,11 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from .control import MAX_FILES, recv_control, send_control
 from .guard import Guard
 from .runtime import serve
-from .wire import FRAME, ChannelClosed, WireError, decode, encode, read_exact, read_message
+from .wire import ChannelClosed, read_message
 
-MAX_FILES = 64  # files a forked child accepts; a submission with more gets a freshly started child
 REPORT_TIMEOUT = 10.0  # seconds a keeper may take to wall a child off and start it
 FINISH_TIMEOUT = 10.0  # seconds a keeper may take to end a child and clean up after it
 STATUS = struct.Struct("<i")  # a child's wait status, as its keeper reports it
@@ -56,31 +56,6 @@ def threads() -> int:
         return len(os.listdir("/proc/self/task"))
     except OSError:
         return 1
-
-
-def send_control(sock: socket.socket, value, fds: tuple[int, ...] = ()) -> None:
-    """One message on the control socket, with `fds` riding on its first bytes."""
-    data = encode(value)
-    if fds:
-        socket.send_fds(sock, [data[:FRAME.size]], list(fds))
-    else:
-        sock.sendall(data[:FRAME.size])
-    sock.sendall(data[FRAME.size:])
-
-
-def recv_control(sock: socket.socket, deadline: float | None = None):
-    """One message and the descriptors sent with it; ChannelClosed at EOF."""
-    if deadline is not None and not select.select([sock], [], [], max(0.0, deadline - time.monotonic()))[0]:
-        raise TimeoutError
-    head, fds, _, _ = socket.recv_fds(sock, FRAME.size, 4)
-    if not head:
-        raise ChannelClosed
-    head += read_exact(sock.fileno(), FRAME.size - len(head), deadline) if len(head) < FRAME.size else b""
-    header_size, blob_size = FRAME.unpack(head)
-    if header_size + blob_size > 1 << 20:
-        raise WireError("a control message over 1 MiB")
-    header = read_exact(sock.fileno(), header_size, deadline)
-    return decode(header, read_exact(sock.fileno(), blob_size, deadline), deadline=deadline), fds
 
 
 def wipe(folder: str) -> None:
