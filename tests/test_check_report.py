@@ -154,7 +154,10 @@ def test_watch_checks_again_when_the_graded_file_is_saved(tmp_path):
     shutil.copytree(ROOT / "solutions" / "hw1", folder)
     watcher = subprocess.Popen([sys.executable, "-m", "kit.cli", "check", "hw1", "--course", str(ROOT), "--path",
                                 str(folder), "--watch", "-k", "forward"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               # Ctrl-C as at a terminal, even when these tests run as a background job (its
+                               # shell makes them ignore SIGINT, which the watcher would then inherit)
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in watcher.stdout], daemon=True).start()
     seen: list[str] = []
