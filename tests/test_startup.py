@@ -32,7 +32,7 @@ def kit_check(*args: str, cache_home: Path) -> tuple[dict, set[str]]:
     return report, imported
 
 
-@pytest.mark.parametrize("name", ["hw1", "hw2", "hw3", "hw4", "hw5", "hw6"])
+@pytest.mark.parametrize("name", [f"hw{i}" for i in range(1, 13)])
 def test_second_check_loads_references_instead_of_importing(name, tmp_path):
     solution = str(ROOT / "solutions" / name)
     first, _ = kit_check(name, "--path", solution, cache_home=tmp_path)
