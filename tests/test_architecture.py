@@ -86,3 +86,12 @@ def test_only_grade_composes_a_suite_run_and_only_open_runner_makes_a_runner():
             assert "pytest.main(" not in source, name
         if name != "kit.grader.runner":
             assert "Runner(" not in source.replace("open_runner(", ""), name
+
+
+def test_the_rest_of_kit_imports_only_the_childs_torch_free_modules():
+    """child.wire and child.control import no torch: a grading worker that imported more of the child
+    package would import torch before starting its fork server, and the two imports would not overlap."""
+    allowed = {"kit.grader.child.wire", "kit.grader.child.control"}
+    for name, targets in graph().items():
+        if not name.startswith("kit.grader.child"):
+            assert {t for t in targets if t.startswith("kit.grader.child")} <= allowed, name
