@@ -650,6 +650,8 @@ def test_local_grading_never_imports_ray_nor_what_it_does_not_use(tmp_path):
         assert ("torch" in imported) == first  # the workers' imports are listed; a rerun has nothing to grade
         assert not {m for m in imported if m == "ray" or m.startswith("ray.")}
         assert "rfc3987_syntax.syntax_helpers" not in imported  # no IRI grammar compiled for nbgrader
+        assert "nbgrader.server_extensions" not in imported  # nor nbgrader's Jupyter server extensions
+        assert "jupyter_server" not in imported
     doc = json.loads(run.stdout)
     assert [(s["student"], s["score"], s["cached"]) for s in doc["submissions"]] == [("ann", FULL, True)]
 
