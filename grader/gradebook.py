@@ -129,12 +129,12 @@ def read_stored(url: str, assignment: str) -> dict[str, Stored] | None:
 
 
 def _import_nbgrader():
-    """nbgrader.api, with two parts of nbgrader's import left out that kit never uses (together about
-    two thirds of its import time):
+    """nbgrader.api, with two parts of nbgrader's import left out that kit never uses (most of its
+    import time):
 
     - nbgrader's package module imports its Jupyter server extensions (jupyter_server, tornado's web
-      stack, the exchange); the package is entered without running it, as an empty namespace over the
-      same folder, so that `nbgrader.api` and what it imports load as usual. Where nbgrader is already
+      stack, the exchange); the package is entered without running it, as an empty package module over
+      the same folder, so that `nbgrader.api` and what it imports load as usual. Where nbgrader is already
       imported, it is used as it is.
     - jsonschema's optional IRI format checkers (imported through nbformat): with rfc3987_syntax
       installed they compile a Lark grammar, and kit checks no IRI. Blocked for this import only: a
